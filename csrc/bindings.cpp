@@ -1,0 +1,293 @@
+// The only pybind11 file: converts numpy arrays into Views, picks the
+// instruction-set copy of each hot kernel, and releases the GIL around work.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include <omp.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "elementwise.h"
+#include "gemm.h"
+#include "index.h"
+#include "reduce.h"
+
+namespace py = pybind11;
+using namespace genesis;
+
+namespace {
+
+// ---------------------------------------------------------------- arrays
+DType dtype_of(const py::array& a) {
+  const char kind = a.dtype().kind();
+  const auto size = a.itemsize();
+  if (kind == 'f' && size == 4) return DType::f32;
+  if (kind == 'f' && size == 8) return DType::f64;
+  if (kind == 'i' && size == 4) return DType::i32;
+  if (kind == 'i' && size == 8) return DType::i64;
+  if (kind == 'b' && size == 1) return DType::b8;
+  throw type_error("genesis kernels do not support numpy dtype " +
+                   std::string(py::str(a.dtype())));
+}
+
+View view_of(const py::array& a, bool writable = false) {
+  if (writable && !a.writeable())
+    throw std::invalid_argument("genesis: output array is read-only");
+  View v;
+  v.dtype = dtype_of(a);
+  v.ndim = static_cast<int>(a.ndim());
+  if (v.ndim > kMaxDims)
+    throw std::invalid_argument("genesis supports at most " + std::to_string(kMaxDims) +
+                                " dimensions, got " + std::to_string(v.ndim));
+  v.data = const_cast<void*>(a.data());
+  const auto item = a.itemsize();
+  for (int d = 0; d < v.ndim; ++d) {
+    v.shape[d] = a.shape(d);
+    if (a.strides(d) % item != 0)
+      throw std::invalid_argument("genesis: array strides must be multiples of the item size");
+    v.stride[d] = a.strides(d) / item;
+  }
+  return v;
+}
+
+View out_of(const py::array& a) { return view_of(a, true); }
+
+std::vector<View> views_of(const std::vector<py::array>& arrays) {
+  std::vector<View> out;
+  out.reserve(arrays.size());
+  for (const auto& a : arrays) out.push_back(view_of(a));
+  return out;
+}
+
+// Releasing the GIL costs a little; only worth it for real work.
+struct MaybeRelease {
+  explicit MaybeRelease(int64_t work) {
+    if (work >= (1 << 14)) state = PyEval_SaveThread();
+  }
+  ~MaybeRelease() {
+    if (state) PyEval_RestoreThread(state);
+  }
+  PyThreadState* state = nullptr;
+};
+
+// ---------------------------------------------------------------- ISA dispatch
+enum class Isa { generic = 0, avx2 = 1, avx512 = 2 };
+
+Isa best_isa() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+    return Isa::avx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
+  return Isa::generic;
+}
+
+Isa g_isa = best_isa();
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::avx512: return "avx512";
+    case Isa::avx2: return "avx2";
+    default: return "generic";
+  }
+}
+
+void set_isa(const std::string& name) {
+  Isa want;
+  if (name == "generic") want = Isa::generic;
+  else if (name == "avx2") want = Isa::avx2;
+  else if (name == "avx512") want = Isa::avx512;
+  else if (name == "best") want = best_isa();
+  else throw std::invalid_argument("set_isa: unknown instruction set '" + name +
+                                   "' (expected generic, avx2, avx512 or best)");
+  if (static_cast<int>(want) > static_cast<int>(best_isa()))
+    throw std::invalid_argument(std::string("set_isa: this processor does not support ") +
+                                isa_name(want));
+  g_isa = want;
+}
+
+#define DISPATCH(fn, ...)                                  \
+  do {                                                     \
+    switch (g_isa) {                                       \
+      case Isa::avx512: avx512::fn(__VA_ARGS__); break;    \
+      case Isa::avx2: avx2::fn(__VA_ARGS__); break;        \
+      default: generic::fn(__VA_ARGS__); break;            \
+    }                                                      \
+  } while (0)
+
+template <class E>
+E op_from_int(int op, const char* what) {
+  if (op < 0 || op >= static_cast<int>(E::count_))
+    throw std::invalid_argument(std::string("genesis: unknown ") + what + " op " +
+                                std::to_string(op));
+  return static_cast<E>(op);
+}
+
+int normalize_dim(int dim, int ndim, const char* op) {
+  if (dim < -ndim || dim >= (ndim == 0 ? 1 : ndim))
+    throw std::out_of_range(std::string(op) + ": dim " + std::to_string(dim) +
+                            " out of range for a tensor of " + std::to_string(ndim) +
+                            " dimensions");
+  return dim < 0 ? dim + ndim : dim;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "genesis native CPU kernels";
+  py::register_exception<type_error>(m, "KernelTypeError", PyExc_TypeError);
+
+  // ------------------------------------------------------------ runtime
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw std::invalid_argument("set_num_threads: n must be >= 1, got " + std::to_string(n));
+    omp_set_num_threads(n);
+  });
+  m.def("get_num_threads", []() { return omp_get_max_threads(); });
+  m.def("set_isa", &set_isa, "Force the instruction set kernels use (testing aid).");
+  m.def("get_isa", []() { return std::string(isa_name(g_isa)); });
+  m.def("best_isa", []() { return std::string(isa_name(best_isa())); });
+
+  // Op codes, so Python refers to kernels by name.
+  py::dict unary_ops, binary_ops, reduce_ops;
+#define U(name) unary_ops[#name] = static_cast<int>(UnaryOp::name)
+  U(neg); U(exp); U(log); U(log1p); U(expm1); U(sqrt); U(rsqrt); U(abs); U(sign);
+  U(reciprocal); U(sin); U(cos); U(tanh); U(sigmoid); U(relu); U(leaky_relu); U(elu);
+  U(gelu); U(gelu_tanh); U(silu); U(softplus); U(erf); U(square); U(clamp);
+  U(logical_not); U(floor); U(ceil); U(round); U(trunc);
+#undef U
+#define B(name) binary_ops[#name] = static_cast<int>(BinaryOp::name)
+  B(add); B(sub); B(mul); B(div); B(pow); B(maximum); B(minimum); B(floordiv); B(mod);
+  B(eq); B(ne); B(lt); B(le); B(gt); B(ge); B(logical_and); B(logical_or);
+  B(logical_xor); B(atan2);
+#undef B
+  reduce_ops["sum"] = static_cast<int>(ReduceOp::sum);
+  reduce_ops["prod"] = static_cast<int>(ReduceOp::prod);
+  reduce_ops["max"] = static_cast<int>(ReduceOp::max);
+  reduce_ops["min"] = static_cast<int>(ReduceOp::min);
+  m.attr("UNARY_OPS") = unary_ops;
+  m.attr("BINARY_OPS") = binary_ops;
+  m.attr("REDUCE_OPS") = reduce_ops;
+
+  // ------------------------------------------------------------ elementwise
+  m.def("unary", [](int op, const py::array& x, const py::array& out, double p0, double p1) {
+    auto vx = view_of(x), vo = out_of(out);
+    auto e = op_from_int<UnaryOp>(op, "unary");
+    MaybeRelease r(numel(vo));
+    DISPATCH(unary, e, vx, vo, p0, p1);
+  }, py::arg("op"), py::arg("x"), py::arg("out"), py::arg("p0") = 0.0, py::arg("p1") = 0.0);
+  m.def("binary", [](int op, const py::array& a, const py::array& b, const py::array& out) {
+    auto va = view_of(a), vb = view_of(b), vo = out_of(out);
+    auto e = op_from_int<BinaryOp>(op, "binary");
+    MaybeRelease r(numel(vo));
+    DISPATCH(binary, e, va, vb, vo);
+  });
+  m.def("where", [](const py::array& c, const py::array& a, const py::array& b, const py::array& out) {
+    auto vc = view_of(c), va = view_of(a), vb = view_of(b), vo = out_of(out);
+    MaybeRelease r(numel(vo));
+    DISPATCH(where, vc, va, vb, vo);
+  });
+  m.def("copy", [](const py::array& src, const py::array& out) {
+    auto vs = view_of(src), vo = out_of(out);
+    MaybeRelease r(numel(vo));
+    DISPATCH(copy, vs, vo);
+  });
+  m.def("fill", [](const py::array& out, double value) {
+    auto vo = out_of(out);
+    MaybeRelease r(numel(vo));
+    DISPATCH(fill, vo, value);
+  });
+
+  // ------------------------------------------------------------ reductions
+  m.def("reduce", [](int op, const py::array& x, const py::array& out) {
+    auto vx = view_of(x), vo = out_of(out);
+    auto e = op_from_int<ReduceOp>(op, "reduce");
+    MaybeRelease r(numel(vx));
+    DISPATCH(reduce, e, vx, vo);
+  });
+  m.def("reduce_arg", [](bool is_max, const py::array& x, int dim, const py::array& values,
+                         const py::array& indices) {
+    auto vx = view_of(x), vv = out_of(values), vi = out_of(indices);
+    dim = normalize_dim(dim, vx.ndim, is_max ? "max" : "min");
+    MaybeRelease r(numel(vx));
+    DISPATCH(reduce_arg, is_max, vx, dim, vv, vi);
+  });
+  m.def("cumsum", [](const py::array& x, int dim, const py::array& out) {
+    auto vx = view_of(x), vo = out_of(out);
+    dim = normalize_dim(dim, vx.ndim, "cumsum");
+    MaybeRelease r(numel(vx));
+    DISPATCH(cumsum, vx, dim, vo);
+  });
+  m.def("softmax", [](const py::array& x, int dim, bool log, const py::array& out) {
+    auto vx = view_of(x), vo = out_of(out);
+    dim = normalize_dim(dim, vx.ndim, log ? "log_softmax" : "softmax");
+    MaybeRelease r(numel(vx));
+    DISPATCH(softmax, vx, dim, log, vo);
+  });
+  m.def("softmax_backward", [](const py::array& y, const py::array& g, int dim, bool log,
+                               const py::array& out) {
+    auto vy = view_of(y), vg = view_of(g), vo = out_of(out);
+    dim = normalize_dim(dim, vy.ndim, log ? "log_softmax_backward" : "softmax_backward");
+    MaybeRelease r(numel(vy));
+    DISPATCH(softmax_backward, vy, vg, dim, log, vo);
+  });
+
+  // ------------------------------------------------------------ gemm
+  m.def("matmul", [](const py::array& a, const py::array& b, const py::array& out, bool accumulate) {
+    auto va = view_of(a), vb = view_of(b), vo = out_of(out);
+    MaybeRelease r(numel(vo) * (va.ndim ? va.shape[va.ndim - 1] : 1));
+    DISPATCH(matmul, va, vb, vo, accumulate);
+  }, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("accumulate") = false);
+
+  // ------------------------------------------------------------ indexing
+  m.def("gather", [](const py::array& x, int dim, const py::array& index, const py::array& out) {
+    auto vx = view_of(x), vi = view_of(index), vo = out_of(out);
+    dim = normalize_dim(dim, vx.ndim, "gather");
+    MaybeRelease r(numel(vo));
+    gather(vx, dim, vi, vo);
+  });
+  m.def("scatter_add", [](const py::array& out, int dim, const py::array& index, const py::array& src) {
+    auto vo = out_of(out), vi = view_of(index), vs = view_of(src);
+    dim = normalize_dim(dim, vo.ndim, "scatter_add");
+    MaybeRelease r(numel(vs));
+    scatter_add(vo, dim, vi, vs);
+  });
+  m.def("index_gather", [](const py::array& x, const std::vector<py::array>& indices, const py::array& out) {
+    auto vx = view_of(x), vo = out_of(out);
+    auto vi = views_of(indices);
+    MaybeRelease r(numel(vo));
+    index_gather(vx, vi, vo);
+  });
+  m.def("index_put", [](const py::array& dst, const std::vector<py::array>& indices, const py::array& src,
+                        bool accumulate) {
+    auto vd = out_of(dst), vs = view_of(src);
+    auto vi = views_of(indices);
+    MaybeRelease r(numel(vs));
+    index_put(vd, vi, vs, accumulate);
+  });
+  m.def("count_nonzero", [](const py::array& mask) { return count_nonzero(view_of(mask)); });
+  m.def("nonzero", [](const py::array& mask, const py::array& out) {
+    auto vm = view_of(mask), vo = out_of(out);
+    nonzero(vm, vo);
+  });
+  m.def("sort", [](const py::array& x, int dim, bool descending, const py::array& values,
+                   const py::array& indices) {
+    auto vx = view_of(x), vv = out_of(values), vi = out_of(indices);
+    dim = normalize_dim(dim, vx.ndim, "sort");
+    MaybeRelease r(numel(vx));
+    sort(vx, dim, descending, vv, vi);
+  });
+  m.def("topk", [](const py::array& x, int64_t k, int dim, bool largest, const py::array& values,
+                   const py::array& indices) {
+    auto vx = view_of(x), vv = out_of(values), vi = out_of(indices);
+    dim = normalize_dim(dim, vx.ndim, "topk");
+    MaybeRelease r(numel(vx));
+    topk(vx, k, dim, largest, vv, vi);
+  });
+  m.def("one_hot", [](const py::array& index, const py::array& out) {
+    auto vi = view_of(index), vo = out_of(out);
+    MaybeRelease r(numel(vo));
+    one_hot(vi, vo);
+  });
+}

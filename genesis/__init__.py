@@ -1,0 +1,1 @@
+"""genesis: a deep-learning framework written from scratch."""
