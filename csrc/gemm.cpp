@@ -1,4 +1,405 @@
+// Packed, register-blocked GEMM (BLIS/GotoBLAS structure), compiled once per
+// instruction set.
+//
+//   for jc (NC columns of B/C):
+//     for pc (KC deep slice):   pack B[pc:, jc:] into NR-wide panels (shared)
+//       for ic (MC rows, per thread):   pack A[ic:, pc:] into MR-tall panels
+//         for jr (NR):  for ir (MR):  micro-kernel  C[MR x NR] (+)= A_panel * B_panel
+//
+// Packing reads a and b through their strides, so transposed, stepped,
+// flipped and broadcast operands all cost the same as row-major ones.  Panels
+// are zero padded to MR / NR, so the micro-kernel never sees a tail; partial
+// tiles are computed into a small buffer and then copied to out.
+#include <omp.h>
+
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <string>
+
 #include "gemm.h"
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 namespace genesis::GENESIS_ISA_NS {
-void matmul(const View&, const View&, const View&, bool) { throw std::runtime_error("pending"); }
+namespace {
+
+// ---------------------------------------------------------------- SIMD ops
+// Simd<T>: V (register type), L (lanes), load (aligned), loadu, storeu, set1,
+// fma(a, b, c) = a * b + c.
+template <class T>
+struct Simd;
+
+#if defined(__AVX512F__)
+template <>
+struct Simd<float> {
+  using V = __m512;
+  static constexpr int L = 16;
+  static V zero() { return _mm512_setzero_ps(); }
+  static V load(const float* p) { return _mm512_load_ps(p); }
+  static V loadu(const float* p) { return _mm512_loadu_ps(p); }
+  static void storeu(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static V set1(float s) { return _mm512_set1_ps(s); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+};
+template <>
+struct Simd<double> {
+  using V = __m512d;
+  static constexpr int L = 8;
+  static V zero() { return _mm512_setzero_pd(); }
+  static V load(const double* p) { return _mm512_load_pd(p); }
+  static V loadu(const double* p) { return _mm512_loadu_pd(p); }
+  static void storeu(double* p, V v) { _mm512_storeu_pd(p, v); }
+  static V set1(double s) { return _mm512_set1_pd(s); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+  static V add(V a, V b) { return _mm512_add_pd(a, b); }
+};
+// 14 x 2 accumulators = 28 of 32 zmm registers.
+constexpr int kMR = 14, kNV = 2;
+#elif defined(__AVX2__)
+template <>
+struct Simd<float> {
+  using V = __m256;
+  static constexpr int L = 8;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V load(const float* p) { return _mm256_load_ps(p); }
+  static V loadu(const float* p) { return _mm256_loadu_ps(p); }
+  static void storeu(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static V set1(float s) { return _mm256_set1_ps(s); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+};
+template <>
+struct Simd<double> {
+  using V = __m256d;
+  static constexpr int L = 4;
+  static V zero() { return _mm256_setzero_pd(); }
+  static V load(const double* p) { return _mm256_load_pd(p); }
+  static V loadu(const double* p) { return _mm256_loadu_pd(p); }
+  static void storeu(double* p, V v) { _mm256_storeu_pd(p, v); }
+  static V set1(double s) { return _mm256_set1_pd(s); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+  static V add(V a, V b) { return _mm256_add_pd(a, b); }
+};
+// 6 x 2 accumulators = 12 of 16 ymm registers.
+constexpr int kMR = 6, kNV = 2;
+#else
+// Plain C++: GCC vector extensions lower to SSE2 on the x86-64 baseline.
+template <class T>
+struct Simd {
+  typedef T V __attribute__((vector_size(16)));
+  static constexpr int L = 16 / sizeof(T);
+  static V zero() { return V{}; }
+  static V load(const T* p) { return *reinterpret_cast<const V*>(p); }
+  static V loadu(const T* p) {
+    V v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  }
+  static void storeu(T* p, V v) { std::memcpy(p, &v, sizeof v); }
+  static V set1(T s) { return V{} + s; }
+  static V fma(V a, V b, V c) { return a * b + c; }
+  static V add(V a, V b) { return a + b; }
+};
+constexpr int kMR = 6, kNV = 2;
+#endif
+
+// ---------------------------------------------------------------- blocking
+template <class T>
+struct Blocking {
+  static constexpr int MR = kMR;
+  static constexpr int NR = kNV * Simd<T>::L;
+  // KC x NR panel of B stays in L1, MC x KC block of A in L2, KC x NC of B in L3.
+  static constexpr int64_t KC = 256;
+  static constexpr int64_t MC = MR * (sizeof(T) == 4 ? 24 : 12);
+  static constexpr int64_t NC = 4096;
+};
+
+// 64-byte aligned scratch that only grows; one per thread.
+struct Scratch {
+  void* p = nullptr;
+  size_t cap = 0;
+  ~Scratch() { release(); }
+  void release() {
+    if (p) ::operator delete(p, std::align_val_t(64));
+    p = nullptr;
+    cap = 0;
+  }
+  template <class T>
+  T* get(size_t n) {
+    const size_t bytes = n * sizeof(T);
+    if (bytes > cap) {
+      release();
+      p = ::operator new(bytes, std::align_val_t(64));
+      cap = bytes;
+    }
+    return static_cast<T*>(p);
+  }
+};
+thread_local Scratch tl_pack_a, tl_pack_b;
+
+// ---------------------------------------------------------------- micro-kernel
+// C[MR x NR] = (add ? C : 0) + A_panel[kc x MR] * B_panel[kc x NR].
+template <class T, int MR, int NV>
+inline void micro_kernel(int64_t kc, const T* __restrict A, const T* __restrict B, T* C,
+                         int64_t ldc, bool add) {
+  using S = Simd<T>;
+  using V = typename S::V;
+  constexpr int L = S::L, NR = NV * L;
+  V acc[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[i][j] = S::zero();
+  for (int64_t k = 0; k < kc; ++k, A += MR, B += NR) {
+    V b[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) b[j] = S::load(B + j * L);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const V a = S::set1(A[i]);
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) acc[i][j] = S::fma(a, b[j], acc[i][j]);
+    }
+  }
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) {
+      T* c = C + i * ldc + j * L;
+      S::storeu(c, add ? S::add(S::loadu(c), acc[i][j]) : acc[i][j]);
+    }
 }
+
+// ---------------------------------------------------------------- packing
+// Strided operand: element (r, c) is p[r * rs + c * cs].
+template <class T>
+struct Operand {
+  const T* p;
+  int64_t rs, cs;
+};
+
+// A[mc x kc] -> MR-tall panels, each stored k-major (MR values per k), zero padded.
+template <class T, int MR>
+void pack_a(int64_t mc, int64_t kc, Operand<T> a, T* __restrict dst) {
+  for (int64_t i0 = 0; i0 < mc; i0 += MR, dst += MR * kc) {
+    const int m = static_cast<int>(mc - i0 < MR ? mc - i0 : MR);
+    const T* src = a.p + i0 * a.rs;
+    if (a.cs == 1 && m == MR) {
+      // Rows contiguous in k: read each row sequentially.
+      for (int i = 0; i < MR; ++i) {
+        const T* row = src + i * a.rs;
+        for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = row[k];
+      }
+    } else {
+      for (int64_t k = 0; k < kc; ++k) {
+        const T* col = src + k * a.cs;
+        int i = 0;
+        for (; i < m; ++i) dst[k * MR + i] = col[i * a.rs];
+        for (; i < MR; ++i) dst[k * MR + i] = T(0);
+      }
+    }
+  }
+}
+
+// Panels [p0, p1) of B[kc x nc] -> NR-wide panels, each stored k-major, zero padded.
+template <class T, int NR>
+void pack_b(int64_t kc, int64_t nc, int64_t p0, int64_t p1, Operand<T> b, T* __restrict dst) {
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t j0 = p * NR;
+    const int n = static_cast<int>(nc - j0 < NR ? nc - j0 : NR);
+    const T* src = b.p + j0 * b.cs;
+    T* d = dst + p * NR * kc;
+    if (b.cs == 1 && n == NR) {
+      for (int64_t k = 0; k < kc; ++k) std::memcpy(d + k * NR, src + k * b.rs, NR * sizeof(T));
+    } else if (b.rs == 1) {
+      // Transposed B (columns contiguous in k): read each column sequentially.
+      for (int j = 0; j < NR; ++j) {
+        if (j < n) {
+          const T* col = src + j * b.cs;
+          for (int64_t k = 0; k < kc; ++k) d[k * NR + j] = col[k];
+        } else {
+          for (int64_t k = 0; k < kc; ++k) d[k * NR + j] = T(0);
+        }
+      }
+    } else {
+      for (int64_t k = 0; k < kc; ++k) {
+        const T* row = src + k * b.rs;
+        int j = 0;
+        for (; j < n; ++j) d[k * NR + j] = row[j * b.cs];
+        for (; j < NR; ++j) d[k * NR + j] = T(0);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- driver
+inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// One thread's share of a 2-D GEMM.  Called by every thread of a team of nt
+// (or by one thread with nt == 1); threads are laid out as a tm x tn grid over
+// (MR-row panels) x (NR-column panels) and share the packed B through bp.
+template <class T>
+void gemm_thread(int tid, int nt, int tm, int64_t M, int64_t N, int64_t K, Operand<T> a,
+                 Operand<T> b, T* c, bool accumulate, T* bp) {
+  using BL = Blocking<T>;
+  constexpr int MR = BL::MR, NR = BL::NR;
+  const int tn = nt / tm, ti = tid / tn, tj = tid % tn;
+  const int64_t mpanels = ceil_div(M, MR);
+  const int64_t m0 = min64(M, mpanels * ti / tm * MR), m1 = min64(M, mpanels * (ti + 1) / tm * MR);
+  T* ap = tl_pack_a.get<T>(BL::MC * BL::KC);
+  alignas(64) T tile[MR * NR];
+
+  for (int64_t jc = 0; jc < N; jc += BL::NC) {
+    const int64_t nc = min64(BL::NC, N - jc), npanels = ceil_div(nc, NR);
+    const int64_t q0 = npanels * tj / tn, q1 = npanels * (tj + 1) / tn;
+    for (int64_t pc = 0; pc < K; pc += BL::KC) {
+      const int64_t kc = min64(BL::KC, K - pc);
+      const bool add = accumulate || pc > 0;
+      if (nt > 1) {
+#pragma omp barrier
+      }
+      pack_b<T, NR>(kc, nc, npanels * tid / nt, npanels * (tid + 1) / nt,
+                    {b.p + pc * b.rs + jc * b.cs, b.rs, b.cs}, bp);
+      if (nt > 1) {
+#pragma omp barrier
+      }
+      for (int64_t ic = m0; ic < m1; ic += BL::MC) {
+        const int64_t mc = min64(BL::MC, m1 - ic);
+        pack_a<T, MR>(mc, kc, {a.p + ic * a.rs + pc * a.cs, a.rs, a.cs}, ap);
+        for (int64_t q = q0; q < q1; ++q) {
+          const int64_t jr = q * NR, n = min64(NR, nc - jr);
+          const T* bpanel = bp + q * NR * kc;
+          for (int64_t ir = 0; ir < mc; ir += MR) {
+            const int64_t m = min64(MR, mc - ir);
+            T* cij = c + (ic + ir) * N + jc + jr;
+            const T* apanel = ap + ir * kc;
+            if (m == MR && n == NR) {
+              micro_kernel<T, MR, kNV>(kc, apanel, bpanel, cij, N, add);
+            } else {
+              micro_kernel<T, MR, kNV>(kc, apanel, bpanel, tile, NR, false);
+              for (int64_t i = 0; i < m; ++i)
+                for (int64_t j = 0; j < n; ++j)
+                  cij[i * N + j] = add ? cij[i * N + j] + tile[i * NR + j] : tile[i * NR + j];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Below this many multiply-adds a single thread is faster than waking a team.
+constexpr int64_t kParallelWork = int64_t(1) << 18;
+
+template <class T>
+void gemm2d(int64_t M, int64_t N, int64_t K, Operand<T> a, Operand<T> b, T* c, bool accumulate,
+            int max_threads) {
+  using BL = Blocking<T>;
+  const int64_t bp_elems = BL::KC * ceil_div(min64(N, BL::NC), BL::NR) * BL::NR;
+  T* bp = tl_pack_b.get<T>(bp_elems);
+  const int nt = (M * N * K >= kParallelWork) ? max_threads : 1;
+  if (nt <= 1) {
+    gemm_thread<T>(0, 1, 1, M, N, K, a, b, c, accumulate, bp);
+    return;
+  }
+  // Split rows across threads when there are enough row panels (each thread
+  // then packs only its own A); otherwise split columns.
+  int tm = 1;
+  for (int d = nt; d >= 1; --d)
+    if (nt % d == 0 && ceil_div(M, BL::MR) >= 2 * d) {
+      tm = d;
+      break;
+    }
+#pragma omp parallel num_threads(nt)
+  gemm_thread<T>(omp_get_thread_num(), omp_get_num_threads(), tm, M, N, K, a, b, c, accumulate,
+                 bp);
+}
+
+// ---------------------------------------------------------------- entry
+std::string shape_str(const View& v) {
+  std::string s = "[";
+  for (int d = 0; d < v.ndim; ++d) s += (d ? ", " : "") + std::to_string(v.shape[d]);
+  return s + "]";
+}
+
+void check(const View& a, const View& b, const View& out) {
+  if (a.dtype != b.dtype || a.dtype != out.dtype)
+    throw type_error(std::string("matmul: dtypes must match, got a ") + dtype_name(a.dtype) +
+                     ", b " + dtype_name(b.dtype) + ", out " + dtype_name(out.dtype));
+  if (a.dtype != DType::f32 && a.dtype != DType::f64)
+    throw type_error(std::string("matmul: expected float32 or float64, got ") +
+                     dtype_name(a.dtype));
+  const std::string shapes =
+      "a " + shape_str(a) + ", b " + shape_str(b) + ", out " + shape_str(out);
+  if (a.ndim < 2 || a.ndim != b.ndim || a.ndim != out.ndim)
+    throw std::invalid_argument("matmul: expected a[..., M, K], b[..., K, N], out[..., M, N] "
+                                "with the same number (>= 2) of dimensions, got " + shapes);
+  const int n = a.ndim;
+  for (int d = 0; d < n - 2; ++d)
+    if (a.shape[d] != out.shape[d] || b.shape[d] != out.shape[d])
+      throw std::invalid_argument("matmul: batch dimensions of a and b must equal out's, got " +
+                                  shapes);
+  if (a.shape[n - 1] != b.shape[n - 2] || out.shape[n - 2] != a.shape[n - 2] ||
+      out.shape[n - 1] != b.shape[n - 1])
+    throw std::invalid_argument("matmul: expected a[..., M, K] @ b[..., K, N] -> out[..., M, N], got " +
+                                shapes);
+  if (numel(out) > 0 && !is_contiguous(out))
+    throw std::invalid_argument("matmul: out must be C-contiguous, got out " + shapes);
+}
+
+// Offset of batch item `idx` (row-major over the leading nb dims) in v.
+inline int64_t batch_offset(const View& v, int nb, int64_t idx) {
+  int64_t off = 0;
+  for (int d = nb - 1; d >= 0; --d) {
+    off += (idx % v.shape[d]) * v.stride[d];
+    idx /= v.shape[d];
+  }
+  return off;
+}
+
+template <class T>
+void matmul_typed(const View& a, const View& b, const View& out, bool accumulate) {
+  const int nd = out.ndim, nb = nd - 2;
+  const int64_t M = out.shape[nd - 2], N = out.shape[nd - 1], K = a.shape[nd - 1];
+  int64_t batch = 1;
+  for (int d = 0; d < nb; ++d) batch *= out.shape[d];
+  if (batch == 0 || M == 0 || N == 0) return;
+  T* c = static_cast<T*>(out.data);
+  if (K == 0) {
+    if (!accumulate) std::memset(c, 0, sizeof(T) * batch * M * N);
+    return;
+  }
+  const T* pa = static_cast<const T*>(a.data);
+  const T* pb = static_cast<const T*>(b.data);
+  auto item = [&](int64_t i, int threads) {
+    gemm2d<T>(M, N, K, {pa + batch_offset(a, nb, i), a.stride[nd - 2], a.stride[nd - 1]},
+              {pb + batch_offset(b, nb, i), b.stride[nd - 2], b.stride[nd - 1]},
+              c + i * M * N, accumulate, threads);
+  };
+  const int max_threads = omp_get_max_threads();
+  // Many small matrices: one matrix per thread.
+  if (batch > 1 && max_threads > 1 && M * N * K < kParallelWork * 16 &&
+      batch * M * N * K >= kParallelWork) {
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t i = 0; i < batch; ++i) item(i, 1);
+    return;
+  }
+  for (int64_t i = 0; i < batch; ++i) item(i, max_threads);
+}
+
+}  // namespace
+
+void matmul(const View& a, const View& b, const View& out, bool accumulate) {
+  check(a, b, out);
+  if (a.dtype == DType::f32)
+    matmul_typed<float>(a, b, out, accumulate);
+  else
+    matmul_typed<double>(a, b, out, accumulate);
+}
+
+}  // namespace genesis::GENESIS_ISA_NS
