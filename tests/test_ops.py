@@ -1,0 +1,115 @@
+"""Catalog-driven op tests: forward vs numpy, gradcheck, gradgradcheck, strided inputs."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import genesis as G
+from op_catalog import OPS
+
+_NP = {"float32": np.float32, "float64": np.float64}
+_G = {"float32": G.float32, "float64": G.float64}
+
+
+def _tensors(arrays, dtype, requires_grad=False, strided=False):
+    out = []
+    for a in arrays:
+        if a.dtype == np.bool_:
+            out.append(G.tensor(a))
+        elif a.dtype.kind in "iu":
+            out.append(G.tensor(a, dtype=G.int64))
+        else:
+            if strided:  # the same values in a view with a non-unit stride
+                base = G.zeros(*a.shape, 2, dtype=_G[dtype])
+                base[..., 1] = G.tensor(a, dtype=_G[dtype])
+                t = base[..., 1]
+                assert not t._data.flags.c_contiguous or a.size <= 1
+            else:
+                t = G.tensor(a, dtype=_G[dtype])
+            if requires_grad:
+                t = t.detach().requires_grad_() if strided else t.requires_grad_()
+            out.append(t)
+    return out
+
+
+def _cast(arrays, dtype):
+    return [a.astype(_NP[dtype]) if a.dtype.kind == "f" else a for a in arrays]
+
+
+def _check(got, expected, dtype, tol32):
+    expected = np.asarray(expected)
+    assert tuple(got.shape) == expected.shape, (tuple(got.shape), expected.shape)
+    value = got.detach().numpy()
+    if expected.dtype == np.bool_:
+        assert got.dtype is G.bool
+        np.testing.assert_array_equal(value, expected)
+    elif dtype == "int64":
+        np.testing.assert_array_equal(value, expected)
+    elif got.dtype.is_floating_point:
+        assert got.dtype.name == dtype, (got.dtype, dtype)
+        rtol = tol32 if dtype == "float32" else 1e-10
+        atol = 10 * tol32 if dtype == "float32" else 1e-10
+        np.testing.assert_allclose(value, expected, rtol=rtol, atol=atol)
+    else:  # integer results of float ops (argmax)
+        np.testing.assert_array_equal(value, expected)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("op", OPS, ids=lambda o: o.name)
+@given(data=st.data())
+def test_forward_matches_numpy(op, dtype, data):
+    arrays, kw = op.draw(data, False)
+    arrays = _cast(arrays, dtype)
+    before = [a.copy() for a in arrays]
+    tensors = _tensors(arrays, dtype)
+    got = op.fn(*tensors, **kw)
+    expected = op.ref(*[a.astype(np.float64) if a.dtype.kind == "f" else a for a in arrays], **kw)
+    _check(got, expected, dtype, op.tol32)
+    for t, b in zip(tensors, before):  # inputs are never mutated
+        np.testing.assert_array_equal(t.numpy(), b)
+
+
+@pytest.mark.parametrize("op", [o for o in OPS if o.int_ok], ids=lambda o: o.name)
+@given(data=st.data())
+def test_forward_integers(op, data):
+    arrays, kw = op.draw(data, False)
+    arrays = [np.round(a * 3).astype(np.int64) if a.dtype.kind == "f" else a for a in arrays]
+    got = op.fn(*[G.tensor(a) for a in arrays], **kw)
+    expected = np.asarray(op.ref(*arrays, **kw))
+    if expected.dtype.kind == "f":
+        expected = expected.astype(np.int64)
+    _check(got, expected, "int64", 0)
+
+
+@pytest.mark.parametrize("op", [o for o in OPS if o.grad], ids=lambda o: o.name)
+@given(data=st.data())
+def test_gradcheck(op, data):
+    arrays, kw = op.draw(data, True)
+    tensors = _tensors(arrays, "float64", requires_grad=True)
+    assert G.autograd.gradcheck(lambda *ts: op.fn(*ts, **kw), tensors)
+
+
+@pytest.mark.parametrize("op", [o for o in OPS if o.grad and o.gradgrad], ids=lambda o: o.name)
+@settings(max_examples=max(2, settings().max_examples // 4))
+@given(data=st.data())
+def test_gradgradcheck(op, data):
+    arrays, kw = op.draw(data, True)
+    tensors = _tensors(arrays, "float64", requires_grad=True)
+    assert G.autograd.gradgradcheck(lambda *ts: op.fn(*ts, **kw), tensors)
+
+
+@pytest.mark.parametrize("op", OPS, ids=lambda o: o.name)
+@settings(max_examples=max(2, settings().max_examples // 2))
+@given(data=st.data())
+def test_strided_inputs_match_contiguous(op, data):
+    arrays, kw = op.draw(data, False)
+    dense = _tensors(arrays, "float64", requires_grad=op.grad)
+    strided = _tensors(arrays, "float64", requires_grad=op.grad, strided=True)
+    a, b = op.fn(*dense, **kw), op.fn(*strided, **kw)
+    np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-12, atol=1e-12)
+    if op.grad and a.requires_grad and a.numel():
+        w = G.tensor(np.linspace(-1, 1, a.numel()).reshape(tuple(a.shape)), dtype=G.float64)
+        (a * w).sum().backward()
+        (b * w).sum().backward()
+        for x, y in zip(dense, strided):
+            if x.requires_grad and x.grad is not None:
+                np.testing.assert_allclose(y.grad.numpy(), x.grad.numpy(), rtol=1e-12, atol=1e-12)
