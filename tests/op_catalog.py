@@ -290,7 +290,7 @@ def _perm(data, shape):
 op("reshape_flat", lambda x: x.reshape(-1), lambda x: x.reshape(-1), unary())
 op("reshape_T", lambda x: x.T.reshape(-1), lambda x: x.T.reshape(-1), unary(), int_ok=True)
 op("flatten", lambda x, start: G.flatten(x, start), lambda x, start: x.reshape(
-    x.shape[:start % max(x.ndim, 1)] + (-1,)) if x.ndim else x.reshape(1),
+    x.shape[:start] + (int(np.prod(x.shape[start:])),)) if x.ndim else x.reshape(1),
    _with_shape(lambda d, s: {"start": d.draw(st.integers(0, max(len(s) - 1, 0)))}))
 op("squeeze", G.squeeze, np.squeeze, unary())
 op("unsqueeze", lambda x, dim: G.unsqueeze(x, dim), lambda x, dim: np.expand_dims(x, dim),
@@ -303,8 +303,9 @@ op("mT", lambda x: x.mT, lambda x: np.swapaxes(x, -1, -2), unary(min_dims=2))
 op("expand", lambda x: x.expand(2, *x.shape), lambda x: np.broadcast_to(x, (2,) + x.shape),
    unary())
 op("broadcast_to", lambda x: G.broadcast_to(x[..., :1], x.shape[:-1] + (3,)),
-   lambda x: np.broadcast_to(x[..., :1], x.shape[:-1] + (3,)), unary(min_dims=1))
-op("contiguous_T", lambda x: x.T.contiguous(), lambda x: np.ascontiguousarray(x.T), unary())
+   lambda x: np.broadcast_to(x[..., :1], x.shape[:-1] + (3,)),
+   _with_shape(lambda d, s: {}, min_dims=1, min_side=1))
+op("contiguous_T", lambda x: x.T.contiguous(), lambda x: x.T.copy(), unary())
 op("flip", lambda x, dim: G.flip(x, dim), lambda x, dim: np.flip(x, dim),
    _with_shape(lambda d, s: {"dim": _dim_of(d, s)}, min_dims=1), int_ok=True)
 op("repeat", lambda x: x.repeat(2, 1, 3), lambda x: np.tile(x, (2, 1, 3)),

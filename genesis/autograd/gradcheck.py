@@ -34,27 +34,27 @@ def _numerical_jacobians(func, inputs, diff_idx, eps):
     jac = {}
     for i in diff_idx:
         x = inputs[i]
-        flat = x.detach().clone()
-        n = flat.numel()
+        # a perturbable copy that still requires grad (func may differentiate inside)
+        probe = x.detach().clone().requires_grad_(True)
+        args = list(inputs)
+        args[i] = probe
+        n = probe.numel()
         cols = []
         for k in range(n):
             idx = np.unravel_index(k, tuple(x.shape)) if x.ndim else ()
-            orig = float(flat[idx].item())
+            with no_grad():
+                orig = float(probe[idx].item())
             values = []
             for delta in (eps, -eps):
-                flat[idx] = orig + delta
-                args = list(inputs)
-                args[i] = flat
                 with no_grad():
-                    values.append([_flat_numpy(o) for o in _outputs(func, args)])
-            flat[idx] = orig
-            cols.append([(p - m) / (2 * eps) for p, m in zip(*values)])
-        for o in range(len(cols[0]) if cols else 0):
-            jac[(o, i)] = np.stack([c[o] for c in cols]) if cols else None
-        if n == 0:
+                    probe[idx] = orig + delta
+                values.append([_flat_numpy(o) for o in _outputs(func, args)])
             with no_grad():
-                for o, out in enumerate(_outputs(func, inputs)):
-                    jac[(o, i)] = np.zeros((0, out.numel()))
+                probe[idx] = orig
+            cols.append([(p - m) / (2 * eps) for p, m in zip(*values)])
+        outs = _outputs(func, args)
+        for o, out in enumerate(outs):
+            jac[(o, i)] = np.stack([c[o] for c in cols]) if cols else np.zeros((0, out.numel()))
     return jac
 
 

@@ -88,8 +88,9 @@ def broadcast_to(x, shape):
 
 
 def view_index(x, key):
-    """Basic indexing (ints, slices, None, Ellipsis): always a view."""
-    return x[key]
+    """Basic indexing (ints, slices, None): always a view, never a numpy scalar."""
+    out = x[key]
+    return out if isinstance(out, np.ndarray) else x[tuple(key) + (Ellipsis,)]
 
 
 def flip(x, dims):

@@ -283,7 +283,7 @@ class _Extremum(Function):
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         wins = (a > b) if ctx.op == "maximum" else (a < b)
-        share = where(wins, 1.0, where(a == b, 0.5, 0.0)).to(g.dtype)
+        share = wins.to(g.dtype) + (a == b).to(g.dtype) * 0.5
         ga = sum_to_shape(g * share, ctx.shapes[0]) if ctx.needs_input_grad[0] else None
         gb = sum_to_shape(g * (1.0 - share), ctx.shapes[1]) if ctx.needs_input_grad[1] else None
         return ga, gb

@@ -183,10 +183,11 @@ def _parse(x, key):
                    (0 if k is None or k is Ellipsis else 1) for k in items)
     if consumed > x.ndim:
         raise IndexError(f"too many indices for tensor of dimension {x.ndim}")
-    if sum(1 for k in items if k is Ellipsis) > 1:
+    ellipses = [i for i, k in enumerate(items) if k is Ellipsis]
+    if len(ellipses) > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
-    if Ellipsis in items:
-        i = items.index(Ellipsis)
+    if ellipses:
+        i = ellipses[0]
         items[i:i + 1] = [slice(None)] * (x.ndim - consumed)
     else:
         items += [slice(None)] * (x.ndim - consumed)

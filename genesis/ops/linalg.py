@@ -46,10 +46,13 @@ def matmul(input, other):
                            f"dimensions {a.shape[-1]} and {b.shape[-2]} differ")
     broadcast_shape("matmul", a.shape[:-2], b.shape[:-2])
     out = Matmul.apply(a, b)
-    if other.ndim == 1:
-        out = out.squeeze(-1)
-    if input.ndim == 1:
-        out = out.squeeze(-2)
+    if input.ndim == 1 or other.ndim == 1:
+        shape = list(out.shape)
+        if other.ndim == 1:
+            del shape[-1]
+        if input.ndim == 1:
+            del shape[-1 if other.ndim == 1 else -2]
+        out = out.reshape(tuple(shape))
     return out
 
 
