@@ -59,8 +59,8 @@ class _HookHandle:
 class Function(Node):
     """Base class of differentiable operations (see the module docstring)."""
 
-    __slots__ = ("needs_input_grad", "backend", "device", "_saved", "_inputs", "_outputs",
-                 "_non_diff", "_n_outputs", "__dict__")
+    __slots__ = ("needs_input_grad", "backend", "device", "_saved", "_non_diff", "_n_outputs",
+                 "_output_meta", "__dict__")
 
     #: True when output 0 is a view of argument 0 (shares memory and version).
     is_view = False
@@ -93,11 +93,9 @@ class Function(Node):
         ctx.device = device
         requires_grad = requires_grad and STATE.enabled
         if requires_grad:
-            ctx._inputs = args
             ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         else:
-            ctx._inputs = None
-            ctx.needs_input_grad = tuple(False for _ in args)
+            ctx.needs_input_grad = (False,) * len(args)
 
         raw = cls.forward(ctx, *arrays, **kwargs)
         single = not isinstance(raw, tuple)
@@ -116,10 +114,10 @@ class Function(Node):
                 if (o.dtype.kind == "f" and not any(o is n for n in non_diff))
                 else Tensor._make(o, device)
                 for i, o in enumerate(outs))
-            ctx._outputs = results
+            if len(results) > 1:  # so the engine can give unused outputs zero gradients
+                ctx._output_meta = tuple((tuple(r.shape), r.dtype, device) if r.requires_grad
+                                         else None for r in results)
             ctx._resolve_saved(args, results)
-            ctx._inputs = None
-            ctx._outputs = None
         if ctx.is_view:
             base = args[0]
             view = results[0]
