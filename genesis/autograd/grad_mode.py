@@ -23,6 +23,12 @@ class _GradMode:
 
     _target = True
 
+    def __new__(cls, *args):
+        # bare decorator form: @no_grad (without parentheses)
+        if cls is not set_grad_enabled and len(args) == 1 and callable(args[0]):
+            return object.__new__(cls)(args[0])
+        return object.__new__(cls)
+
     def __enter__(self):
         self._prev = STATE.enabled
         STATE.enabled = self._target

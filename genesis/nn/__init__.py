@@ -1,0 +1,2 @@
+"""Neural-network building blocks: modules, layers, initialization, functional ops."""
+from . import functional
