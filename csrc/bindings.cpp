@@ -12,6 +12,8 @@
 #include "elementwise.h"
 #include "gemm.h"
 #include "index.h"
+#include "norm.h"
+#include "dropout.h"
 #include "reduce.h"
 
 namespace py = pybind11;
@@ -289,5 +291,80 @@ PYBIND11_MODULE(_C, m) {
     auto vi = view_of(index), vo = out_of(out);
     MaybeRelease r(numel(vo));
     one_hot(vi, vo);
+  });
+
+  // ---- norm and dropout
+  // An optional array argument (None on the Python side) as a nullable View.
+  struct OptView {
+    View v;
+    bool present = false;
+    OptView(const std::optional<py::array>& a, bool writable) {
+      if (a) {
+        v = view_of(*a, writable);
+        present = true;
+      }
+    }
+    const View* get() const { return present ? &v : nullptr; }
+  };
+  using OptArray = std::optional<py::array>;
+  m.def("batch_norm", [](const py::array& x, const OptArray& weight, const OptArray& bias,
+                         const OptArray& running_mean, const OptArray& running_var, bool training,
+                         double momentum, double eps, const py::array& out,
+                         const py::array& save_mean, const py::array& save_invstd) {
+    auto vx = view_of(x), vo = out_of(out), vm = out_of(save_mean), vi = out_of(save_invstd);
+    OptView w(weight, false), b(bias, false), rm(running_mean, true), rv(running_var, true);
+    MaybeRelease r(numel(vx));
+    DISPATCH(batch_norm_forward, vx, w.get(), b.get(), rm.get(), rv.get(), training, momentum,
+             eps, vo, vm, vi);
+  });
+  m.def("batch_norm_backward", [](const py::array& grad, const py::array& x, const OptArray& weight,
+                                  const py::array& save_mean, const py::array& save_invstd,
+                                  bool training, const OptArray& grad_input,
+                                  const OptArray& grad_weight, const OptArray& grad_bias) {
+    auto vg = view_of(grad), vx = view_of(x), vm = view_of(save_mean), vi = view_of(save_invstd);
+    OptView w(weight, false), gi(grad_input, true), gw(grad_weight, true), gb(grad_bias, true);
+    MaybeRelease r(numel(vx));
+    DISPATCH(batch_norm_backward, vg, vx, w.get(), vm, vi, training, gi.get(), gw.get(), gb.get());
+  });
+  m.def("layer_norm", [](const py::array& x, int norm_ndim, const OptArray& weight,
+                         const OptArray& bias, double eps, const py::array& out,
+                         const py::array& mean, const py::array& rstd) {
+    auto vx = view_of(x), vo = out_of(out), vm = out_of(mean), vr = out_of(rstd);
+    OptView w(weight, false), b(bias, false);
+    MaybeRelease r(numel(vx));
+    DISPATCH(layer_norm_forward, vx, norm_ndim, w.get(), b.get(), eps, vo, vm, vr);
+  });
+  m.def("layer_norm_backward", [](const py::array& grad, const py::array& x, int norm_ndim,
+                                  const py::array& mean, const py::array& rstd,
+                                  const OptArray& weight, const OptArray& grad_input,
+                                  const OptArray& grad_weight, const OptArray& grad_bias) {
+    auto vg = view_of(grad), vx = view_of(x), vm = view_of(mean), vr = view_of(rstd);
+    OptView w(weight, false), gi(grad_input, true), gw(grad_weight, true), gb(grad_bias, true);
+    MaybeRelease r(numel(vx));
+    DISPATCH(layer_norm_backward, vg, vx, norm_ndim, vm, vr, w.get(), gi.get(), gw.get(), gb.get());
+  });
+  m.def("group_norm", [](const py::array& x, int64_t num_groups, const OptArray& weight,
+                         const OptArray& bias, double eps, const py::array& out,
+                         const py::array& mean, const py::array& rstd) {
+    auto vx = view_of(x), vo = out_of(out), vm = out_of(mean), vr = out_of(rstd);
+    OptView w(weight, false), b(bias, false);
+    MaybeRelease r(numel(vx));
+    DISPATCH(group_norm_forward, vx, num_groups, w.get(), b.get(), eps, vo, vm, vr);
+  });
+  m.def("group_norm_backward", [](const py::array& grad, const py::array& x, int64_t num_groups,
+                                  const py::array& mean, const py::array& rstd,
+                                  const OptArray& weight, const OptArray& grad_input,
+                                  const OptArray& grad_weight, const OptArray& grad_bias) {
+    auto vg = view_of(grad), vx = view_of(x), vm = view_of(mean), vr = view_of(rstd);
+    OptView w(weight, false), gi(grad_input, true), gw(grad_weight, true), gb(grad_bias, true);
+    MaybeRelease r(numel(vx));
+    DISPATCH(group_norm_backward, vg, vx, num_groups, vm, vr, w.get(), gi.get(), gw.get(),
+             gb.get());
+  });
+  m.def("dropout", [](const py::array& x, const py::array& u, double p, const py::array& out,
+                      const py::array& mask) {
+    auto vx = view_of(x), vu = view_of(u), vo = out_of(out), vm = out_of(mask);
+    MaybeRelease r(numel(vx));
+    DISPATCH(dropout, vx, vu, p, vo, vm);
   });
 }
