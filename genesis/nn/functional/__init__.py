@@ -4,3 +4,5 @@ Each family lives in its own module; this package re-exports them.
 """
 from ...ops import (elu, gelu, leaky_relu, log_softmax, one_hot, pad, relu, sigmoid, silu,
                     softmax, softplus, tanh)
+from .conv import conv1d, conv2d, conv_transpose2d
+from .pooling import adaptive_avg_pool2d, avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
