@@ -343,3 +343,64 @@ def dropout(x, u, p):
     mask = np.empty(u.shape, x.dtype)
     _C.dropout(x, contiguous(u), float(p), out, mask)
     return out, mask
+# ---- convolution and pooling
+# NCHW arrays.  The caller computes every output size; `padding` of the conv
+# functions is (top, bottom, left, right), the rest are (height, width) pairs.
+def conv2d(x, weight, bias, out_hw, stride, padding, dilation, groups):
+    out = np.empty((x.shape[0], weight.shape[0]) + tuple(out_hw), x.dtype)
+    _C.conv2d(x, weight, bias, out, stride, padding, dilation, groups)
+    return out
+
+
+def conv2d_input_grad(grad, weight, bias, input_hw, stride, padding, dilation, groups):
+    """conv2d's input gradient (+ bias per channel): conv_transpose2d's forward."""
+    out = np.empty((grad.shape[0], weight.shape[1] * groups) + tuple(input_hw), grad.dtype)
+    _C.conv2d_input_grad(grad, weight, bias, out, stride, padding, dilation, groups)
+    return out
+
+
+def conv2d_weight_grad(x, grad, weight_shape, stride, padding, dilation, groups):
+    out = np.empty(tuple(weight_shape), x.dtype)
+    _C.conv2d_weight_grad(x, grad, out, stride, padding, dilation, groups)
+    return out
+
+
+def max_pool2d(x, out_hw, kernel_size, stride, padding, dilation):
+    """(values, int64 indices of the maxima within each H*W plane)."""
+    shape = x.shape[:2] + tuple(out_hw)
+    out, indices = np.empty(shape, x.dtype), np.empty(shape, np.int64)
+    _C.max_pool2d(x, out, indices, kernel_size, stride, padding, dilation)
+    return out, indices
+
+
+def max_pool2d_backward(grad, indices, input_shape):
+    out = np.empty(tuple(input_shape), grad.dtype)
+    _C.max_pool2d_backward(grad, indices, out)
+    return out
+
+
+def avg_pool2d(x, out_hw, kernel_size, stride, padding, count_include_pad, divisor_override):
+    """divisor_override 0 means none."""
+    out = np.empty(x.shape[:2] + tuple(out_hw), x.dtype)
+    _C.avg_pool2d(x, out, kernel_size, stride, padding, count_include_pad, divisor_override)
+    return out
+
+
+def avg_pool2d_backward(grad, input_shape, kernel_size, stride, padding, count_include_pad,
+                        divisor_override):
+    out = np.empty(tuple(input_shape), grad.dtype)
+    _C.avg_pool2d_backward(grad, out, kernel_size, stride, padding, count_include_pad,
+                           divisor_override)
+    return out
+
+
+def adaptive_avg_pool2d(x, out_hw):
+    out = np.empty(x.shape[:2] + tuple(out_hw), x.dtype)
+    _C.adaptive_avg_pool2d(x, out)
+    return out
+
+
+def adaptive_avg_pool2d_backward(grad, input_shape):
+    out = np.empty(tuple(input_shape), grad.dtype)
+    _C.adaptive_avg_pool2d_backward(grad, out)
+    return out
