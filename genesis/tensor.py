@@ -221,8 +221,8 @@ class Tensor:
 
         def keep(grad):
             t = ref()
-            if t is not None:
-                g = grad.detach()
+            if t is not None:  # an own copy: the gradient may be a broadcast view
+                g = grad._copy_detached()
                 t.grad = g if t.grad is None else t.grad + g
         self.grad_fn.register_hook(self._output_nr, keep)
 
