@@ -26,18 +26,23 @@ namespace {
 
 constexpr int64_t kGrain = 1 << 14;
 
+// `body` captures by value and each thread runs its own copy: the copy's
+// scalars become registers, which stores through the array pointers provably
+// cannot change, so the loop vectorizes.
 template <class F>
 void parallel_for(int64_t n, const F& body) {
   if (n <= kGrain) {
-    body(int64_t{0}, n);
+    F local = body;
+    local(int64_t{0}, n);
     return;
   }
 #pragma omp parallel
   {
+    F local = body;
     const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
     const int64_t chunk = ((n + nt - 1) / nt + 63) & ~int64_t{63};
     const int64_t b = std::min(n, t * chunk), e = std::min(n, b + chunk);
-    if (b < e) body(b, e);
+    if (b < e) local(b, e);
   }
 }
 
@@ -121,7 +126,7 @@ void sgd_loop(const View& param, const View& grad, const View* buffer, const Sgd
   const bool maximize = a.maximize, decay = a.weight_decay != 0;
   const T wd = T(a.weight_decay), mom = T(a.momentum), keep = T(1 - a.dampening);
   const T neg_lr = T(-a.lr);
-  parallel_for(numel(param), [&](int64_t b, int64_t e) {
+  parallel_for(numel(param), [=](int64_t b, int64_t e) {
 #pragma omp simd
     for (int64_t i = b; i < e; ++i) {
       T d = decayed_grad(g[i], p[i], maximize, decay, wd);
@@ -169,7 +174,7 @@ void adam_loop(const View& param, const View& grad, const View& exp_avg, const V
   const T neg_step_size = T(-(a.lr / bias_correction1));
   const T bc2_sqrt = T(std::pow(bias_correction2, 0.5));
   const T eps = T(a.eps);
-  parallel_for(numel(param), [&](int64_t b, int64_t e) {
+  parallel_for(numel(param), [=](int64_t b, int64_t e) {
 #pragma omp simd
     for (int64_t i = b; i < e; ++i) {
       const T pi = p[i] * shrink;
@@ -204,7 +209,7 @@ void rmsprop_loop(const View& param, const View& grad, const View& square_avg,
   const T one_minus_w = T(1) - w;
   const bool small = std::fabs(w) < T(0.5);
   const T eps = T(a.eps), mom = T(a.momentum), neg_lr = T(-a.lr);
-  parallel_for(numel(param), [&](int64_t b, int64_t e) {
+  parallel_for(numel(param), [=](int64_t b, int64_t e) {
 #pragma omp simd
     for (int64_t i = b; i < e; ++i) {
       const T d = decayed_grad(g[i], p[i], maximize, decay, wd);
@@ -240,7 +245,7 @@ void adagrad_loop(const View& param, const View& grad, const View& state_sum, do
   const bool maximize = a.maximize, decay = a.weight_decay != 0;
   const T wd = T(a.weight_decay), eps = T(a.eps);
   const T neg_clr = T(-(a.lr / (1 + (step - 1) * a.lr_decay)));
-  parallel_for(numel(param), [&](int64_t b, int64_t e) {
+  parallel_for(numel(param), [=](int64_t b, int64_t e) {
 #pragma omp simd
     for (int64_t i = b; i < e; ++i) {
       const T d = decayed_grad(g[i], p[i], maximize, decay, wd);
@@ -285,7 +290,8 @@ void adam_update(const View& param, const View& grad, const View& exp_avg,
   const double t = next_step(step);
   by_float(param.dtype, [&](auto x) {
     using T = decltype(x);
-    if (max_exp_avg_sq) adam_loop<T, true>(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, t, args);
+    if (max_exp_avg_sq) adam_loop<T, true>(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, t,
+                                           args);
     else adam_loop<T, false>(param, grad, exp_avg, exp_avg_sq, nullptr, t, args);
   });
 }
