@@ -35,7 +35,7 @@ namespace {
 using u8 = uint8_t;  // storage of DType::b8
 
 constexpr int64_t kGrain = 32768;  // elements below which work stays on one thread
-constexpr int64_t kBlock = 4096;   // float sums: block length summed in the input type
+constexpr int64_t kBlock = 1024;   // float sums: block length summed in the input type
 
 std::string shape_str(const View& v) {
   std::string s = "(";
@@ -76,13 +76,23 @@ struct SumOp {
     if constexpr (std::is_floating_point_v<T>) {
       double total = 0;
       if (s == 1) {
-        for (int64_t b = 0; b < n; b += kBlock) {
-          const int64_t e = std::min(n, b + kBlock);
-          T part = 0;
-#pragma omp simd reduction(+ : part)
-          for (int64_t i = b; i < e; ++i) part += x[i];
-          total += part;
+        // kLanes independent partial sums per block (one or a few vector
+        // registers), each adding only kBlock / kLanes elements in T.
+        constexpr int kLanes = 16;
+        int64_t b = 0;
+        for (; b + kLanes <= n; b += kBlock) {
+          const int64_t e = b + std::min(kBlock, (n - b) / kLanes * kLanes);
+          T lane[kLanes] = {};
+          for (int64_t i = b; i < e; i += kLanes)
+#pragma omp simd
+            for (int l = 0; l < kLanes; ++l) lane[l] += x[i + l];
+          for (int l = 0; l < kLanes; ++l) total += lane[l];
+          if (e - b < kBlock) {
+            b = e;
+            break;
+          }
         }
+        for (int64_t i = b; i < n; ++i) total += x[i];
       } else {
         for (int64_t i = 0; i < n; ++i) total += x[i * s];
       }
