@@ -324,6 +324,29 @@ def test_state_dict_resumes_the_same_sequence(name):
     np.testing.assert_array_equal(np.vstack([first, rest[1:]]), full)
 
 
+def test_checkpoint_through_genesis_save(tmp_path):
+    metrics = [1.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.4, 0.45, 0.5, 0.55]
+    makers = [lambda o: S.MultiStepLR(o, milestones=[2, 6, 6], gamma=0.5),
+              lambda o: S.OneCycleLR(o, max_lr=0.5, total_steps=12),
+              lambda o: S.ReduceLROnPlateau(o, patience=1, mode="min")]
+    for make in makers:
+        plateau = make is makers[2]
+        opt = make_sgd()
+        full = lr_sequence(opt, make(opt), 10, metrics if plateau else None)
+        opt = make_sgd()
+        sched = make(opt)
+        first = lr_sequence(opt, sched, 4, metrics if plateau else None)
+        genesis.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()},
+                     tmp_path / "ckpt")
+        ckpt = genesis.load(tmp_path / "ckpt")
+        opt2 = make_sgd()
+        sched2 = make(opt2)
+        opt2.load_state_dict(ckpt["optimizer"])
+        sched2.load_state_dict(ckpt["scheduler"])
+        rest = lr_sequence(opt2, sched2, 6, metrics[4:] if plateau else None)
+        np.testing.assert_array_equal(np.vstack([first, rest[1:]]), full)
+
+
 def test_lambda_lr_state_dict_keeps_callable_objects_only():
     opt = make_sgd()
     warm = Warmup(4)

@@ -497,6 +497,24 @@ def test_state_dict_resume_is_bit_identical(name, kwargs):
                 assert not np.shares_memory(v.numpy(), opt2.state[resumed_params[pid]][k].numpy())
 
 
+@pytest.mark.parametrize("name,kwargs", [CASES[5], CASES[11], CASES[20], CASES[25]],
+                         ids=[CASE_IDS[5], CASE_IDS[11], CASE_IDS[20], CASE_IDS[25]])
+def test_checkpoint_through_genesis_save_resumes_bit_identically(name, kwargs, tmp_path):
+    x0, curv, noise = problem(seed=10)
+    full, _, _ = run_genesis(name, kwargs, x0, curv, noise)
+    half, opt, params = run_genesis(name, kwargs, x0, curv, noise, steps=10)
+    path = tmp_path / "optimizer.ckpt"
+    genesis.save({"params": params, "optimizer": opt.state_dict()}, path)
+    ckpt = genesis.load(path)
+    resumed = [genesis.tensor(p.detach(), requires_grad=True) for p in ckpt["params"]]
+    opt2 = getattr(optim, name)(resumed, **kwargs)
+    opt2.load_state_dict(ckpt["optimizer"])
+    got, _, _ = run_genesis(name, kwargs, x0, curv, noise, steps=10, start=10, opt=opt2,
+                            params=resumed)
+    for g, f in zip(got, full):
+        assert np.array_equal(g, f)
+
+
 def test_state_dict_layout_matches_torch():
     torch = pytest.importorskip("torch")
     x0, curv, noise = problem(seed=8)
