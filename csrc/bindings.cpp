@@ -16,6 +16,7 @@
 #include "gemm.h"
 #include "index.h"
 #include "norm.h"
+#include "optim.h"
 #include "pool.h"
 #include "reduce.h"
 
@@ -477,4 +478,66 @@ PYBIND11_MODULE(_C, m) {
       adaptive_avg_pool2d_backward(vg, vo);
     });
   }
+  // ------------------------------------------------------------ optimizer updates
+  // In place on contiguous arrays; None for a buffer the variant does not use.
+  using OptArray = std::optional<py::array>;
+  auto opt_view = [](const OptArray& a, View& storage) -> const View* {
+    if (!a) return nullptr;
+    storage = out_of(*a);
+    return &storage;
+  };
+  m.def("sgd_update", [opt_view](const py::array& param, const py::array& grad,
+                                 const OptArray& momentum_buffer, double lr, double momentum,
+                                 double dampening, double weight_decay, bool nesterov,
+                                 bool maximize, bool init_buffer) {
+    auto vp = out_of(param), vg = view_of(grad);
+    View vb;
+    const View* b = opt_view(momentum_buffer, vb);
+    SgdArgs args{lr, momentum, dampening, weight_decay, nesterov, maximize, init_buffer};
+    MaybeRelease r(numel(vp));
+    DISPATCH(sgd_update, vp, vg, b, args);
+  }, py::arg("param"), py::arg("grad"), py::arg("momentum_buffer"), py::arg("lr"),
+     py::arg("momentum"), py::arg("dampening"), py::arg("weight_decay"), py::arg("nesterov"),
+     py::arg("maximize"), py::arg("init_buffer"));
+  m.def("adam_update", [opt_view](const py::array& param, const py::array& grad,
+                                  const py::array& exp_avg, const py::array& exp_avg_sq,
+                                  const OptArray& max_exp_avg_sq, const py::array& step,
+                                  double lr, double beta1, double beta2, double eps,
+                                  double weight_decay, bool decoupled_weight_decay,
+                                  bool maximize) {
+    auto vp = out_of(param), vg = view_of(grad), vm = out_of(exp_avg), vv = out_of(exp_avg_sq),
+         vs = out_of(step);
+    View vx;
+    const View* x = opt_view(max_exp_avg_sq, vx);
+    AdamArgs args{lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize};
+    MaybeRelease r(numel(vp));
+    DISPATCH(adam_update, vp, vg, vm, vv, x, vs, args);
+  }, py::arg("param"), py::arg("grad"), py::arg("exp_avg"), py::arg("exp_avg_sq"),
+     py::arg("max_exp_avg_sq"), py::arg("step"), py::arg("lr"), py::arg("beta1"),
+     py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
+     py::arg("decoupled_weight_decay"), py::arg("maximize"));
+  m.def("rmsprop_update", [opt_view](const py::array& param, const py::array& grad,
+                                     const py::array& square_avg, const OptArray& grad_avg,
+                                     const OptArray& momentum_buffer, const py::array& step,
+                                     double lr, double alpha, double eps, double weight_decay,
+                                     double momentum, bool maximize) {
+    auto vp = out_of(param), vg = view_of(grad), vq = out_of(square_avg), vs = out_of(step);
+    View va, vb;
+    const View* a = opt_view(grad_avg, va);
+    const View* b = opt_view(momentum_buffer, vb);
+    RmspropArgs args{lr, alpha, eps, weight_decay, momentum, maximize};
+    MaybeRelease r(numel(vp));
+    DISPATCH(rmsprop_update, vp, vg, vq, a, b, vs, args);
+  }, py::arg("param"), py::arg("grad"), py::arg("square_avg"), py::arg("grad_avg"),
+     py::arg("momentum_buffer"), py::arg("step"), py::arg("lr"), py::arg("alpha"),
+     py::arg("eps"), py::arg("weight_decay"), py::arg("momentum"), py::arg("maximize"));
+  m.def("adagrad_update", [](const py::array& param, const py::array& grad,
+                             const py::array& state_sum, const py::array& step, double lr,
+                             double lr_decay, double weight_decay, double eps, bool maximize) {
+    auto vp = out_of(param), vg = view_of(grad), vq = out_of(state_sum), vs = out_of(step);
+    AdagradArgs args{lr, lr_decay, weight_decay, eps, maximize};
+    MaybeRelease r(numel(vp));
+    DISPATCH(adagrad_update, vp, vg, vq, vs, args);
+  }, py::arg("param"), py::arg("grad"), py::arg("state_sum"), py::arg("step"), py::arg("lr"),
+     py::arg("lr_decay"), py::arg("weight_decay"), py::arg("eps"), py::arg("maximize"));
 }

@@ -404,3 +404,41 @@ def adaptive_avg_pool2d_backward(grad, input_shape):
     out = np.empty(tuple(input_shape), grad.dtype)
     _C.adaptive_avg_pool2d_backward(grad, out)
     return out
+# ---- optimizer updates
+# Fused, in place, one pass over each parameter (csrc/optim.cpp).  State buffers
+# are contiguous arrays of the parameter's shape and dtype; `step` is a 0-d
+# float32 array in host memory that the update increments before using it.
+# A buffer the variant does not use is None.
+def _update_(kernel, param, grad, *args):
+    """Run `kernel` on a contiguous parameter, writing back when it is strided."""
+    work = param if param.flags.c_contiguous else copy(param)
+    kernel(work, contiguous(grad), *args)
+    if work is not param:
+        _C.copy(work, param)
+
+
+def sgd_update_(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay,
+                nesterov, maximize, init_buffer):
+    """SGD; with `init_buffer` the momentum buffer (uninitialized) becomes the gradient."""
+    _update_(_C.sgd_update, param, grad, momentum_buffer, lr, momentum, dampening,
+             weight_decay, nesterov, maximize, init_buffer)
+
+
+def adam_update_(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2,
+                 eps, weight_decay, decoupled_weight_decay, maximize):
+    """Adam (AdamW with `decoupled_weight_decay`); AMSGrad when max_exp_avg_sq is given."""
+    _update_(_C.adam_update, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr,
+             beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize)
+
+
+def rmsprop_update_(param, grad, square_avg, grad_avg, momentum_buffer, step, lr, alpha, eps,
+                    weight_decay, momentum, maximize):
+    """RMSprop; centered when grad_avg is given, momentum buffer exactly when momentum > 0."""
+    _update_(_C.rmsprop_update, param, grad, square_avg, grad_avg, momentum_buffer, step, lr,
+             alpha, eps, weight_decay, momentum, maximize)
+
+
+def adagrad_update_(param, grad, state_sum, step, lr, lr_decay, weight_decay, eps, maximize):
+    """Adagrad."""
+    _update_(_C.adagrad_update, param, grad, state_sum, step, lr, lr_decay, weight_decay, eps,
+             maximize)
