@@ -1,7 +1,6 @@
 """genesis.nn mechanics: Parameter, Module registration and traversal, state_dict,
 train/eval, conversion, hooks, repr, containers, init, Linear and activations."""
 import math
-import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -375,6 +374,19 @@ def test_load_state_dict_shape_mismatch_is_an_error_even_when_not_strict():
         m.load_state_dict({"weight": G.zeros(4, 3), "bias": [0.0] * 4})
     with pytest.raises(TypeError, match="dict-like"):
         m.load_state_dict([1, 2])
+
+
+def test_state_dict_survives_genesis_save_and_load(tmp_path):
+    a, b = Net(), Net()
+    with G.no_grad():
+        a.block.steps.fill_(3)
+    G.save(a.state_dict(), tmp_path / "net.gen")
+    loaded = G.load(tmp_path / "net.gen")
+    assert list(loaded) == list(a.state_dict())
+    b.load_state_dict(loaded)
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        np.testing.assert_array_equal(npy(va), npy(vb), err_msg=k)
+        assert va.dtype is vb.dtype
 
 
 def test_non_persistent_buffers_are_not_saved_or_expected():
@@ -771,8 +783,8 @@ def test_init_is_reproducible_with_manual_seed_and_generator():
     c = nn.Sequential(nn.Linear(4, 5), nn.Linear(5, 2))
     assert not np.array_equal(npy(c[0].weight), npy(a[0].weight))
     t1, t2 = G.empty(3, 3), G.empty(3, 3)
-    init.normal_(t1, generator=np.random.default_rng(5))
-    init.normal_(t2, generator=np.random.default_rng(5))
+    init.normal_(t1, generator=G.Generator().manual_seed(5))
+    init.normal_(t2, generator=G.Generator().manual_seed(5))
     np.testing.assert_array_equal(npy(t1), npy(t2))
 
 
@@ -916,14 +928,14 @@ def test_tiny_mlp_trains_with_hand_written_sgd():
     model = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 1))
     params = list(model.parameters())
     losses = []
-    for _ in range(30):
+    for _ in range(40):
         loss = ((model(x) - y) ** 2).mean()
         model.zero_grad()
         loss.backward()
         with G.no_grad():
             for p in params:
-                p -= 0.1 * p.grad
+                p -= 0.3 * p.grad
         losses.append(loss.item())
     assert all(p.is_leaf and isinstance(p, nn.Parameter) for p in model.parameters())
     assert losses[-1] < 0.5 * losses[0]
-    assert all(b < a for a, b in zip(losses[:5], losses[1:6]))
+    assert all(b < a for a, b in zip(losses, losses[1:]))

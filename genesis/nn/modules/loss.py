@@ -1,7 +1,8 @@
 """Loss modules, each a shell over the `genesis.nn.functional` loss of the same name.
 
-`reduction` is 'mean' (default), 'sum' or 'none' (KLDivLoss also takes 'batchmean').  The deprecated `size_average` and
-`reduce` arguments are accepted and mapped onto `reduction` as PyTorch does.
+`reduction` is 'mean' (default), 'sum' or 'none' (KLDivLoss also takes 'batchmean').
+The deprecated `size_average` and `reduce` arguments are accepted and mapped onto
+`reduction` as PyTorch does.
 """
 import warnings
 

@@ -542,8 +542,10 @@ class Module:
         return self._apply(lambda t: t.cpu())
 
     def cuda(self, device=None):
-        """Move parameters and buffers to a CUDA device (index `device`, default 0)."""
-        target = _device("cuda", device)
+        """Move parameters and buffers to a CUDA device: an index, a device or a
+        string ('cuda:1'); default 'cuda:0'."""
+        target = _device("cuda", device) if device is None or isinstance(device, int) \
+            else _device(device)
         return self._apply(lambda t: t.to(target))
 
     # ------------------------------------------------------------------ calling
