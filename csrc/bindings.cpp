@@ -5,13 +5,18 @@
 #include <pybind11/stl.h>
 #include <omp.h>
 
+#include <array>
 #include <cmath>
 #include <string>
 #include <vector>
 
+#include "conv.h"
+#include "dropout.h"
 #include "elementwise.h"
 #include "gemm.h"
 #include "index.h"
+#include "norm.h"
+#include "pool.h"
 #include "reduce.h"
 
 namespace py = pybind11;
@@ -290,4 +295,186 @@ PYBIND11_MODULE(_C, m) {
     MaybeRelease r(numel(vo));
     one_hot(vi, vo);
   });
+
+  // ---- norm and dropout
+  // An optional array argument (None on the Python side) as a nullable View.
+  struct OptView {
+    View v;
+    bool present = false;
+    OptView(const std::optional<py::array>& a, bool writable) {
+      if (a) {
+        v = view_of(*a, writable);
+        present = true;
+      }
+    }
+    const View* get() const { return present ? &v : nullptr; }
+  };
+  using OptArray = std::optional<py::array>;
+  m.def("batch_norm", [](const py::array& x, const OptArray& weight, const OptArray& bias,
+                         const OptArray& running_mean, const OptArray& running_var, bool training,
+                         double momentum, double eps, const py::array& out,
+                         const py::array& save_mean, const py::array& save_invstd) {
+    auto vx = view_of(x), vo = out_of(out), vm = out_of(save_mean), vi = out_of(save_invstd);
+    OptView w(weight, false), b(bias, false), rm(running_mean, true), rv(running_var, true);
+    MaybeRelease r(numel(vx));
+    DISPATCH(batch_norm_forward, vx, w.get(), b.get(), rm.get(), rv.get(), training, momentum,
+             eps, vo, vm, vi);
+  });
+  m.def("batch_norm_backward", [](const py::array& grad, const py::array& x, const OptArray& weight,
+                                  const py::array& save_mean, const py::array& save_invstd,
+                                  bool training, const OptArray& grad_input,
+                                  const OptArray& grad_weight, const OptArray& grad_bias) {
+    auto vg = view_of(grad), vx = view_of(x), vm = view_of(save_mean), vi = view_of(save_invstd);
+    OptView w(weight, false), gi(grad_input, true), gw(grad_weight, true), gb(grad_bias, true);
+    MaybeRelease r(numel(vx));
+    DISPATCH(batch_norm_backward, vg, vx, w.get(), vm, vi, training, gi.get(), gw.get(), gb.get());
+  });
+  m.def("layer_norm", [](const py::array& x, int norm_ndim, const OptArray& weight,
+                         const OptArray& bias, double eps, const py::array& out,
+                         const py::array& mean, const py::array& rstd) {
+    auto vx = view_of(x), vo = out_of(out), vm = out_of(mean), vr = out_of(rstd);
+    OptView w(weight, false), b(bias, false);
+    MaybeRelease r(numel(vx));
+    DISPATCH(layer_norm_forward, vx, norm_ndim, w.get(), b.get(), eps, vo, vm, vr);
+  });
+  m.def("layer_norm_backward", [](const py::array& grad, const py::array& x, int norm_ndim,
+                                  const py::array& mean, const py::array& rstd,
+                                  const OptArray& weight, const OptArray& grad_input,
+                                  const OptArray& grad_weight, const OptArray& grad_bias) {
+    auto vg = view_of(grad), vx = view_of(x), vm = view_of(mean), vr = view_of(rstd);
+    OptView w(weight, false), gi(grad_input, true), gw(grad_weight, true), gb(grad_bias, true);
+    MaybeRelease r(numel(vx));
+    DISPATCH(layer_norm_backward, vg, vx, norm_ndim, vm, vr, w.get(), gi.get(), gw.get(), gb.get());
+  });
+  m.def("group_norm", [](const py::array& x, int64_t num_groups, const OptArray& weight,
+                         const OptArray& bias, double eps, const py::array& out,
+                         const py::array& mean, const py::array& rstd) {
+    auto vx = view_of(x), vo = out_of(out), vm = out_of(mean), vr = out_of(rstd);
+    OptView w(weight, false), b(bias, false);
+    MaybeRelease r(numel(vx));
+    DISPATCH(group_norm_forward, vx, num_groups, w.get(), b.get(), eps, vo, vm, vr);
+  });
+  m.def("group_norm_backward", [](const py::array& grad, const py::array& x, int64_t num_groups,
+                                  const py::array& mean, const py::array& rstd,
+                                  const OptArray& weight, const OptArray& grad_input,
+                                  const OptArray& grad_weight, const OptArray& grad_bias) {
+    auto vg = view_of(grad), vx = view_of(x), vm = view_of(mean), vr = view_of(rstd);
+    OptView w(weight, false), gi(grad_input, true), gw(grad_weight, true), gb(grad_bias, true);
+    MaybeRelease r(numel(vx));
+    DISPATCH(group_norm_backward, vg, vx, num_groups, vm, vr, w.get(), gi.get(), gw.get(),
+             gb.get());
+  });
+  m.def("dropout", [](const py::array& x, const py::array& u, double p, const py::array& out,
+                      const py::array& mask) {
+    auto vx = view_of(x), vu = view_of(u), vo = out_of(out), vm = out_of(mask);
+    MaybeRelease r(numel(vx));
+    DISPATCH(dropout, vx, vu, p, vo, vm);
+  });
+  // ---- conv and pool
+  {
+    using Pair = std::array<int64_t, 2>;
+    auto conv_params = [](const Pair& stride, const std::array<int64_t, 4>& padding,
+                          const Pair& dilation, int64_t groups) {
+      ConvParams p;
+      for (int i = 0; i < 2; ++i) {
+        p.stride[i] = stride[i];
+        p.dilation[i] = dilation[i];
+      }
+      for (int i = 0; i < 4; ++i) p.pad[i] = padding[i];
+      p.groups = groups;
+      return p;
+    };
+    auto pool_params = [](const Pair& kernel, const Pair& stride, const Pair& padding,
+                          const Pair& dilation) {
+      PoolParams p;
+      for (int i = 0; i < 2; ++i) {
+        p.kernel[i] = kernel[i];
+        p.stride[i] = stride[i];
+        p.pad[i] = padding[i];
+        p.dilation[i] = dilation[i];
+      }
+      return p;
+    };
+    m.def("conv2d", [conv_params](const py::array& x, const py::array& w, const py::object& bias,
+                                  const py::array& out, const Pair& stride,
+                                  const std::array<int64_t, 4>& padding, const Pair& dilation,
+                                  int64_t groups) {
+      auto vx = view_of(x), vw = view_of(w), vo = out_of(out);
+      py::array ba;  // keeps a converted bias alive while the kernel reads it
+      View vb;
+      if (!bias.is_none()) vb = view_of(ba = bias.cast<py::array>());
+      const auto p = conv_params(stride, padding, dilation, groups);
+      MaybeRelease r(numel(vo) * numel(vw));
+      DISPATCH(conv2d, vx, vw, bias.is_none() ? nullptr : &vb, vo, p);
+    }, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("out"), py::arg("stride"),
+       py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+       "out = conv2d(x, weight) + bias; padding is (top, bottom, left, right).");
+    m.def("conv2d_input_grad", [conv_params](const py::array& gy, const py::array& w,
+                                             const py::object& bias, const py::array& gx,
+                                             const Pair& stride,
+                                             const std::array<int64_t, 4>& padding,
+                                             const Pair& dilation, int64_t groups) {
+      auto vg = view_of(gy), vw = view_of(w), vo = out_of(gx);
+      py::array ba;  // keeps a converted bias alive while the kernel reads it
+      View vb;
+      if (!bias.is_none()) vb = view_of(ba = bias.cast<py::array>());
+      const auto p = conv_params(stride, padding, dilation, groups);
+      MaybeRelease r(numel(vg) * numel(vw));
+      DISPATCH(conv2d_input_grad, vg, vw, bias.is_none() ? nullptr : &vb, vo, p);
+    }, py::arg("grad"), py::arg("weight"), py::arg("bias"), py::arg("out"), py::arg("stride"),
+       py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+       "out = conv2d's input gradient for grad (+ bias): conv_transpose2d.");
+    m.def("conv2d_weight_grad", [conv_params](const py::array& x, const py::array& gy,
+                                              const py::array& gw, const Pair& stride,
+                                              const std::array<int64_t, 4>& padding,
+                                              const Pair& dilation, int64_t groups) {
+      auto vx = view_of(x), vg = view_of(gy), vo = out_of(gw);
+      const auto p = conv_params(stride, padding, dilation, groups);
+      MaybeRelease r(numel(vg) * numel(vo));
+      DISPATCH(conv2d_weight_grad, vx, vg, vo, p);
+    }, py::arg("x"), py::arg("grad"), py::arg("out"), py::arg("stride"), py::arg("padding"),
+       py::arg("dilation"), py::arg("groups"), "out = conv2d's weight gradient.");
+    m.def("max_pool2d", [pool_params](const py::array& x, const py::array& out,
+                                      const py::array& indices, const Pair& kernel,
+                                      const Pair& stride, const Pair& padding,
+                                      const Pair& dilation) {
+      auto vx = view_of(x), vo = out_of(out), vi = out_of(indices);
+      const auto p = pool_params(kernel, stride, padding, dilation);
+      MaybeRelease r(numel(vo) * p.kernel[0] * p.kernel[1]);
+      max_pool2d(vx, vo, vi, p);
+    });
+    m.def("max_pool2d_backward", [](const py::array& gy, const py::array& indices,
+                                    const py::array& gx) {
+      auto vg = view_of(gy), vi = view_of(indices), vo = out_of(gx);
+      MaybeRelease r(numel(vo) + numel(vg));
+      max_pool2d_backward(vg, vi, vo);
+    });
+    m.def("avg_pool2d", [pool_params](const py::array& x, const py::array& out, const Pair& kernel,
+                                      const Pair& stride, const Pair& padding,
+                                      bool count_include_pad, int64_t divisor_override) {
+      auto vx = view_of(x), vo = out_of(out);
+      const auto p = pool_params(kernel, stride, padding, {1, 1});
+      MaybeRelease r(numel(vo) * p.kernel[0] * p.kernel[1]);
+      avg_pool2d(vx, vo, p, count_include_pad, divisor_override);
+    });
+    m.def("avg_pool2d_backward", [pool_params](const py::array& gy, const py::array& gx,
+                                               const Pair& kernel, const Pair& stride,
+                                               const Pair& padding, bool count_include_pad,
+                                               int64_t divisor_override) {
+      auto vg = view_of(gy), vo = out_of(gx);
+      const auto p = pool_params(kernel, stride, padding, {1, 1});
+      MaybeRelease r(numel(vg) * p.kernel[0] * p.kernel[1]);
+      avg_pool2d_backward(vg, vo, p, count_include_pad, divisor_override);
+    });
+    m.def("adaptive_avg_pool2d", [](const py::array& x, const py::array& out) {
+      auto vx = view_of(x), vo = out_of(out);
+      MaybeRelease r(numel(vx) + numel(vo));
+      adaptive_avg_pool2d(vx, vo);
+    });
+    m.def("adaptive_avg_pool2d_backward", [](const py::array& gy, const py::array& gx) {
+      auto vg = view_of(gy), vo = out_of(gx);
+      MaybeRelease r(numel(vg) + numel(vo));
+      adaptive_avg_pool2d_backward(vg, vo);
+    });
+  }
 }

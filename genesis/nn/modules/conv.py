@@ -2,7 +2,6 @@
 import math
 
 from ...ops.creation import empty
-from ...ops.shape import pad as _pad
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
@@ -60,9 +59,6 @@ class _ConvNd(Module):
         self.output_padding = _ntuple(output_padding, n, "output_padding")
         self.groups = groups
         self.padding_mode = padding_mode
-        # what the kernel is given: symmetric padding, plus the extra trailing
-        # padding that 'same' needs for an even receptive field
-        self._conv_padding, self._extra_pad = self._kernel_padding()
         shape = ((in_channels, out_channels // groups) if transposed
                  else (out_channels, in_channels // groups)) + kernel_size
         self.weight = Parameter(empty(*shape, dtype=dtype, device=device))
@@ -71,21 +67,6 @@ class _ConvNd(Module):
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()
-
-    def _kernel_padding(self):
-        if self.padding == "valid":
-            return (0,) * len(self.kernel_size), None
-        if self.padding != "same":
-            return self.padding, None
-        total = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
-        left = tuple(t // 2 for t in total)
-        extra = [t - 2 * lo for t, lo in zip(total, left)]
-        if not any(extra):
-            return left, None
-        pad = []
-        for e in reversed(extra):  # F.pad lists the last dim first
-            pad += [0, e]
-        return left, pad
 
     def reset_parameters(self):
         """PyTorch's default: kaiming_uniform_(a=sqrt(5)) for the weight and
@@ -96,9 +77,6 @@ class _ConvNd(Module):
             if fan_in != 0:
                 bound = 1 / math.sqrt(fan_in)
                 init.uniform_(self.bias, -bound, bound)
-
-    def _padded(self, input):
-        return input if self._extra_pad is None else _pad(input, self._extra_pad)
 
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -126,8 +104,8 @@ class Conv1d(_ConvNd):
                          False, 0, groups, bias, padding_mode, device, dtype, 1)
 
     def forward(self, input):
-        return F.conv1d(self._padded(input), self.weight, self.bias, self.stride,
-                        self._conv_padding, self.dilation, self.groups)
+        return F.conv1d(input, self.weight, self.bias, self.stride, self.padding,
+                        self.dilation, self.groups)
 
 
 class Conv2d(_ConvNd):
@@ -140,8 +118,8 @@ class Conv2d(_ConvNd):
                          False, 0, groups, bias, padding_mode, device, dtype, 2)
 
     def forward(self, input):
-        return F.conv2d(self._padded(input), self.weight, self.bias, self.stride,
-                        self._conv_padding, self.dilation, self.groups)
+        return F.conv2d(input, self.weight, self.bias, self.stride, self.padding,
+                        self.dilation, self.groups)
 
 
 class ConvTranspose2d(_ConvNd):
