@@ -1,8 +1,707 @@
+// Reductions, scans and softmax (contract in reduce.h).
+//
+// reduce() turns x and the keepdim-shaped output into a list of dims, each
+// with x's stride and out's stride (0 on reduced dims), sorted by x's stride
+// and merged where possible, so that most calls become either
+//   * a row reduction: the innermost (contiguous) dim is reduced, each output
+//     reduces whole rows with a vectorized loop, or
+//   * a column reduction: the innermost dim is kept, each input row is added
+//     element by element into a row of accumulators (vectorized across it).
+// Work is split across threads over the flat iteration space, so a full
+// reduction of one long vector uses every thread as well as many short rows do.
+// Float sums accumulate blocks of a few thousand elements in the input type
+// (vector lanes) and add the block sums in double: accurate for 16M elements.
+//
+// reduce_arg, cumsum, softmax and softmax_backward work "along one dim": they
+// visit every line of x along that dim (a LineWalker steps through the other
+// dims) and process the line with a contiguous fast path when its stride is 1.
 #include "reduce.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "elementwise_math.h"
+
 namespace genesis::GENESIS_ISA_NS {
-void reduce(ReduceOp, const View&, const View&) { throw std::runtime_error("pending"); }
-void reduce_arg(bool, const View&, int, const View&, const View&) { throw std::runtime_error("pending"); }
-void cumsum(const View&, int, const View&) { throw std::runtime_error("pending"); }
-void softmax(const View&, int, bool, const View&) { throw std::runtime_error("pending"); }
-void softmax_backward(const View&, const View&, int, bool, const View&) { throw std::runtime_error("pending"); }
+namespace {
+
+using u8 = uint8_t;  // storage of DType::b8
+
+constexpr int64_t kGrain = 32768;  // elements below which work stays on one thread
+constexpr int64_t kBlock = 1024;   // float sums: block length summed in the input type
+
+std::string shape_str(const View& v) {
+  std::string s = "(";
+  for (int d = 0; d < v.ndim; ++d) {
+    if (d) s += ", ";
+    s += std::to_string(v.shape[d]);
+  }
+  if (v.ndim == 1) s += ",";
+  return s + ")";
 }
+
+[[noreturn]] void fail_dtype(const char* op, DType x, DType out) {
+  throw type_error(std::string(op) + ": unsupported dtypes: input " + dtype_name(x) +
+                   ", output " + dtype_name(out));
+}
+
+int threads_for(int64_t work) {
+  if (work < kGrain) return 1;
+  return static_cast<int>(std::min<int64_t>(omp_get_max_threads(), work / (kGrain / 2)));
+}
+
+// ------------------------------------------------------------------ reduce ops
+// Each op: Acc identity(); Acc combine(Acc, Acc); Acc row(const T*, n, stride);
+// void col(Acc* acc, const T* x, n, stride) (acc[j] = combine(acc[j], x[j])).
+
+template <class T>
+using SumAcc = std::conditional_t<std::is_floating_point_v<T>, double, int64_t>;
+
+template <class T>
+struct SumOp {
+  using Acc = SumAcc<T>;
+  static Acc identity() { return 0; }
+  static Acc combine(Acc a, Acc b) {
+    if constexpr (std::is_floating_point_v<T>) return a + b;
+    else return static_cast<Acc>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
+  }
+  static Acc row(const T* x, int64_t n, int64_t s) {
+    if constexpr (std::is_floating_point_v<T>) {
+      double total = 0;
+      if (s == 1) {
+        // kLanes independent partial sums per block (one or a few vector
+        // registers), each adding only kBlock / kLanes elements in T.
+        constexpr int kLanes = 16;
+        int64_t b = 0;
+        for (; b + kLanes <= n; b += kBlock) {
+          const int64_t e = b + std::min(kBlock, (n - b) / kLanes * kLanes);
+          T lane[kLanes] = {};
+          for (int64_t i = b; i < e; i += kLanes)
+#pragma omp simd
+            for (int l = 0; l < kLanes; ++l) lane[l] += x[i + l];
+          for (int l = 0; l < kLanes; ++l) total += lane[l];
+          if (e - b < kBlock) {
+            b = e;
+            break;
+          }
+        }
+        for (int64_t i = b; i < n; ++i) total += x[i];
+      } else {
+        for (int64_t i = 0; i < n; ++i) total += x[i * s];
+      }
+      return total;
+    } else {
+      uint64_t total = 0;
+      if (s == 1) {
+#pragma omp simd reduction(+ : total)
+        for (int64_t i = 0; i < n; ++i) total += static_cast<uint64_t>(static_cast<int64_t>(x[i]));
+      } else {
+        for (int64_t i = 0; i < n; ++i) total += static_cast<uint64_t>(static_cast<int64_t>(x[i * s]));
+      }
+      return static_cast<Acc>(total);
+    }
+  }
+  static void col(Acc* acc, const T* x, int64_t n, int64_t s) {
+    if (s == 1) {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) acc[j] = combine(acc[j], static_cast<Acc>(x[j]));
+    } else {
+      for (int64_t j = 0; j < n; ++j) acc[j] = combine(acc[j], static_cast<Acc>(x[j * s]));
+    }
+  }
+};
+
+template <class T>
+struct ProdOp {
+  using Acc = SumAcc<T>;
+  static Acc identity() { return 1; }
+  static Acc combine(Acc a, Acc b) {
+    if constexpr (std::is_floating_point_v<T>) return a * b;
+    else return static_cast<Acc>(static_cast<uint64_t>(a) * static_cast<uint64_t>(b));
+  }
+  static Acc row(const T* x, int64_t n, int64_t s) {
+    Acc r = 1;
+    for (int64_t i = 0; i < n; ++i) r = combine(r, static_cast<Acc>(x[i * s]));
+    return r;
+  }
+  static void col(Acc* acc, const T* x, int64_t n, int64_t s) {
+    for (int64_t j = 0; j < n; ++j) acc[j] = combine(acc[j], static_cast<Acc>(x[j * s]));
+  }
+};
+
+// max/min; NaN wins.  bool: max = any, min = all.
+template <class T, bool IsMax>
+struct ExtremeOp {
+  using Acc = T;
+  static Acc identity() {
+    if constexpr (std::is_floating_point_v<T>)
+      return IsMax ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
+    else return IsMax ? std::numeric_limits<T>::lowest() : std::numeric_limits<T>::max();
+  }
+  static Acc combine(Acc a, Acc b) {
+    if constexpr (std::is_floating_point_v<T>) {
+      if (a != a) return a;
+      if (b != b) return b;
+    }
+    return IsMax ? (b > a ? b : a) : (b < a ? b : a);
+  }
+  static Acc row(const T* x, int64_t n, int64_t s) {
+    Acc r = identity();
+    if (s == 1) {
+      if constexpr (std::is_floating_point_v<T>) {
+        // Vectorized max/min; a NaN anywhere makes the NaN test below fire.
+        bool nan = false;
+#pragma omp simd reduction(|| : nan)
+        for (int64_t i = 0; i < n; ++i) nan = nan || (x[i] != x[i]);
+        if (nan) return std::numeric_limits<T>::quiet_NaN();
+      }
+      if constexpr (IsMax) {
+#pragma omp simd reduction(max : r)
+        for (int64_t i = 0; i < n; ++i) r = x[i] > r ? x[i] : r;
+      } else {
+#pragma omp simd reduction(min : r)
+        for (int64_t i = 0; i < n; ++i) r = x[i] < r ? x[i] : r;
+      }
+      return r;
+    }
+    for (int64_t i = 0; i < n; ++i) r = combine(r, x[i * s]);
+    return r;
+  }
+  static void col(Acc* acc, const T* x, int64_t n, int64_t s) {
+    for (int64_t j = 0; j < n; ++j) acc[j] = combine(acc[j], x[j * s]);
+  }
+};
+
+// ------------------------------------------------------------------ reduce plan
+
+struct Dim {
+  int64_t n, sx, so;  // size, x stride, out stride (0: reduced); in elements
+};
+
+struct Plan {
+  std::vector<Dim> dims;  // outermost first; the last one is the innermost
+  int64_t x_off = 0, o_off = 0;
+};
+
+Plan make_plan(const View& x, const View& out) {
+  Plan p;
+  for (int d = 0; d < x.ndim; ++d) {
+    Dim dim{x.shape[d], x.stride[d], out.shape[d] == 1 ? 0 : out.stride[d]};
+    if (dim.n == 1) continue;
+    if (dim.sx < 0) {  // walk flipped dims forwards
+      p.x_off += (dim.n - 1) * dim.sx;
+      p.o_off += (dim.n - 1) * dim.so;
+      dim.sx = -dim.sx;
+      dim.so = -dim.so;
+    }
+    // Stable insertion by decreasing |x stride|, kept dims outside reduced
+    // ones on ties (broadcast dims have stride 0).
+    auto pos = p.dims.end();
+    while (pos != p.dims.begin()) {
+      const Dim& prev = *(pos - 1);
+      if (prev.sx > dim.sx || (prev.sx == dim.sx && (prev.so != 0 || dim.so == 0))) break;
+      --pos;
+    }
+    p.dims.insert(pos, dim);
+  }
+  std::vector<Dim> merged;
+  for (const Dim& d : p.dims) {
+    if (!merged.empty()) {
+      Dim& m = merged.back();
+      if (m.sx == d.sx * d.n && m.so == d.so * d.n && ((m.so == 0) == (d.so == 0))) {
+        m.n *= d.n;
+        m.sx = d.sx;
+        m.so = d.so;
+        continue;
+      }
+    }
+    merged.push_back(d);
+  }
+  p.dims = merged;
+  return p;
+}
+
+// Offsets of a flat index over a list of dims (row-major over that list).
+struct Walker {
+  std::vector<Dim> dims;
+  std::vector<int64_t> idx;
+  int64_t ox = 0, oo = 0;
+
+  explicit Walker(std::vector<Dim> d) : dims(std::move(d)), idx(dims.size(), 0) {}
+  int64_t size() const {
+    int64_t n = 1;
+    for (const Dim& d : dims) n *= d.n;
+    return n;
+  }
+  void seek(int64_t flat) {
+    ox = oo = 0;
+    for (int k = static_cast<int>(dims.size()) - 1; k >= 0; --k) {
+      idx[k] = flat % dims[k].n;
+      flat /= dims[k].n;
+      ox += idx[k] * dims[k].sx;
+      oo += idx[k] * dims[k].so;
+    }
+  }
+  void next() {
+    for (int k = static_cast<int>(dims.size()) - 1; k >= 0; --k) {
+      ox += dims[k].sx;
+      oo += dims[k].so;
+      if (++idx[k] < dims[k].n) return;
+      ox -= dims[k].n * dims[k].sx;
+      oo -= dims[k].n * dims[k].so;
+      idx[k] = 0;
+    }
+  }
+};
+
+template <class Out, class Acc>
+Out finalize(Acc a) {
+  return static_cast<Out>(a);
+}
+
+// out[kept] = op over reduced dims of x.  Out is T, or int64 for integer sums.
+template <class T, class Out, class Op>
+void reduce_typed(const View& x, const View& out) {
+  using Acc = typename Op::Acc;
+  const T* xd = static_cast<const T*>(x.data);
+  Out* od = static_cast<Out*>(out.data);
+  const int64_t n_out = numel(out), n_in = numel(x);
+  if (n_out == 0) return;
+  if (n_in == 0) {  // empty reduction: the identity
+    const Plan q = make_plan(out, out);
+    Walker w(q.dims);
+    for (int64_t i = 0; i < n_out; ++i, w.next()) od[q.x_off + w.ox] = finalize<Out>(Op::identity());
+    return;
+  }
+  Plan p = make_plan(x, out);
+  xd += p.x_off;
+  od += p.o_off;
+  if (p.dims.empty()) {  // a single element
+    od[0] = finalize<Out>(Op::combine(Op::identity(), static_cast<Acc>(xd[0])));
+    return;
+  }
+  const Dim inner = p.dims.back();
+  std::vector<Dim> kept, red;
+  for (size_t k = 0; k + 1 < p.dims.size(); ++k)
+    (p.dims[k].so ? kept : red).push_back(p.dims[k]);
+  const int nt = threads_for(n_in);
+
+  if (inner.so == 0) {
+    // Rows: flat space (output o, reduced r, element j), j innermost.  Each
+    // thread reduces a contiguous part of it; outputs split between threads
+    // are combined from per-thread partial results afterwards.
+    Walker ko(kept);
+    const int64_t n_red = Walker(red).size(), row_len = inner.n;
+    const int64_t per_out = n_red * row_len, total = n_out * per_out;
+    struct Partial { int64_t o = -1; Acc v; };
+    std::vector<Partial> partial(2 * nt);
+#pragma omp parallel num_threads(nt)
+    {
+      const int t = omp_get_thread_num(), nth = omp_get_num_threads();
+      const int64_t b = total * t / nth, e = total * (t + 1) / nth;
+      Walker kw(kept), rw(red);
+      int64_t pos = b;
+      if (b < e) kw.seek(b / per_out);
+      while (pos < e) {
+        const int64_t o = pos / per_out, o_begin = o * per_out;
+        const int64_t sub_b = pos - o_begin, sub_e = std::min(e - o_begin, per_out);
+        Acc acc = Op::identity();
+        rw.seek(sub_b / row_len);
+        for (int64_t q = sub_b; q < sub_e;) {
+          const int64_t j = q % row_len, len = std::min(row_len - j, sub_e - q);
+          acc = Op::combine(acc, Op::row(xd + kw.ox + rw.ox + j * inner.sx, len, inner.sx));
+          q += len;
+          rw.next();
+        }
+        if (sub_b == 0 && sub_e == per_out) {
+          od[kw.oo] = finalize<Out>(acc);
+        } else {
+          Partial& slot = partial[2 * t + (sub_b == 0 ? 1 : 0)];
+          slot.o = o;
+          slot.v = acc;
+        }
+        pos = o_begin + sub_e;
+        kw.next();
+      }
+    }
+    // Combine split outputs (in thread order, so the result is deterministic).
+    for (size_t i = 0; i < partial.size(); ++i) {
+      if (partial[i].o < 0) continue;
+      const int64_t o = partial[i].o;
+      bool first = true;
+      for (size_t k = 0; k < i; ++k) first = first && partial[k].o != o;
+      if (!first) continue;
+      Acc acc = Op::identity();
+      for (size_t k = i; k < partial.size(); ++k)
+        if (partial[k].o == o) acc = Op::combine(acc, partial[k].v);
+      ko.seek(o);
+      od[ko.oo] = finalize<Out>(acc);
+    }
+    return;
+  }
+
+  // Columns: the innermost dim is kept.  Accumulate input rows into rows of
+  // accumulators: per task (outer kept index, chunk of the row) over every
+  // reduced index, or, when there are few outputs, per thread over a share of
+  // the reduced indices into private accumulators combined afterwards.
+  const int64_t row_len = inner.n, n_kept_outer = Walker(kept).size();
+  const int64_t n_red = Walker(red).size();
+  std::vector<Acc> acc(static_cast<size_t>(n_out), Op::identity());
+  constexpr int64_t kChunk = 512;
+  const int64_t chunks = (row_len + kChunk - 1) / kChunk, tasks = n_kept_outer * chunks;
+  if (nt == 1 || tasks >= 4 * nt) {
+#pragma omp parallel num_threads(nt)
+    {
+      const int t = omp_get_thread_num(), nth = omp_get_num_threads();
+      const int64_t b = tasks * t / nth, e = tasks * (t + 1) / nth;
+      Walker kw(kept), rw(red);
+      int64_t current = -1;
+      for (int64_t task = b; task < e; ++task) {
+        const int64_t ko_i = task / chunks, j0 = (task % chunks) * kChunk;
+        const int64_t len = std::min(kChunk, row_len - j0);
+        if (ko_i != current) kw.seek(current = ko_i);
+        rw.seek(0);
+        Acc* a = acc.data() + ko_i * row_len + j0;
+        for (int64_t r = 0; r < n_red; ++r, rw.next())
+          Op::col(a, xd + kw.ox + rw.ox + j0 * inner.sx, len, inner.sx);
+      }
+    }
+  } else {
+    std::vector<Acc> priv(static_cast<size_t>(n_out) * (nt - 1), Op::identity());
+#pragma omp parallel num_threads(nt)
+    {
+      const int t = omp_get_thread_num(), nth = omp_get_num_threads();
+      Acc* mine = t == 0 ? acc.data() : priv.data() + (t - 1) * n_out;
+      const int64_t b = n_red * t / nth, e = n_red * (t + 1) / nth;
+      Walker kw(kept), rw(red);
+      for (int64_t ko_i = 0; ko_i < n_kept_outer; ++ko_i, kw.next()) {
+        rw.seek(b);
+        for (int64_t r = b; r < e; ++r, rw.next())
+          Op::col(mine + ko_i * row_len, xd + kw.ox + rw.ox, row_len, inner.sx);
+      }
+    }
+    for (int t = 1; t < nt; ++t)
+      for (int64_t i = 0; i < n_out; ++i) acc[i] = Op::combine(acc[i], priv[(t - 1) * n_out + i]);
+  }
+  Walker kw(kept);
+  for (int64_t ko_i = 0; ko_i < n_kept_outer; ++ko_i, kw.next())
+    for (int64_t j = 0; j < row_len; ++j)
+      od[kw.oo + j * inner.so] = finalize<Out>(acc[ko_i * row_len + j]);
+}
+
+template <class F>
+void by_dtype(DType t, F&& f) {
+  switch (t) {
+    case DType::f32: return f(float{});
+    case DType::f64: return f(double{});
+    case DType::i32: return f(int32_t{});
+    case DType::i64: return f(int64_t{});
+    case DType::b8: return f(u8{});
+  }
+}
+
+// ------------------------------------------------------------------ along one dim
+
+// Visits every line of `shape` along `dim`: the offsets of the line's first
+// element in each of N views.  Lines are numbered row-major over the other dims.
+template <int N>
+struct LineWalker {
+  int nd = 0;
+  int64_t n[kMaxDims];
+  int64_t s[kMaxDims][N];
+  int64_t idx[kMaxDims];
+  int64_t off[N];
+
+  LineWalker(const View* const (&v)[N], int dim) {
+    for (int d = 0; d < v[0]->ndim; ++d) {
+      if (d == dim || v[0]->shape[d] == 1) continue;
+      n[nd] = v[0]->shape[d];
+      for (int k = 0; k < N; ++k) s[nd][k] = v[k]->stride[d];
+      ++nd;
+    }
+  }
+  int64_t lines() const {
+    int64_t c = 1;
+    for (int d = 0; d < nd; ++d) c *= n[d];
+    return c;
+  }
+  void seek(int64_t flat) {
+    for (int k = 0; k < N; ++k) off[k] = 0;
+    for (int d = nd - 1; d >= 0; --d) {
+      idx[d] = flat % n[d];
+      flat /= n[d];
+      for (int k = 0; k < N; ++k) off[k] += idx[d] * s[d][k];
+    }
+  }
+  void next() {
+    for (int d = nd - 1; d >= 0; --d) {
+      for (int k = 0; k < N; ++k) off[k] += s[d][k];
+      if (++idx[d] < n[d]) return;
+      for (int k = 0; k < N; ++k) off[k] -= n[d] * s[d][k];
+      idx[d] = 0;
+    }
+  }
+};
+
+// Runs body(line offsets) for every line, threads splitting the lines.
+template <int N, class Body>
+void for_each_line(const View* const (&v)[N], int dim, const Body& body) {
+  LineWalker<N> proto(v, dim);
+  const int64_t lines = proto.lines(), len = v[0]->shape[dim];
+  if (lines == 0 || len == 0) return;
+  const int nt = static_cast<int>(std::min<int64_t>(threads_for(lines * len), lines));
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num(), nth = omp_get_num_threads();
+    const int64_t b = lines * t / nth, e = lines * (t + 1) / nth;
+    LineWalker<N> w = proto;
+    if (b < e) w.seek(b);
+    for (int64_t i = b; i < e; ++i, w.next()) body(w.off);
+  }
+}
+
+template <class T, bool IsMax>
+void reduce_arg_typed(const View& x, int dim, const View& values, const View& indices) {
+  const View* v[3] = {&x, &values, &indices};
+  const T* xd = static_cast<const T*>(x.data);
+  T* vd = static_cast<T*>(values.data);
+  int64_t* id = static_cast<int64_t*>(indices.data);
+  const int64_t n = x.shape[dim], s = x.stride[dim];
+  for_each_line(v, dim, [&](const int64_t* off) {
+    const T* p = xd + off[0];
+    T best = p[0];
+    int64_t at = 0;
+    for (int64_t i = 1; i < n; ++i) {
+      if constexpr (std::is_floating_point_v<T>) {
+        if (best != best) break;  // the first NaN wins
+        const T y = p[i * s];
+        if (y != y || (IsMax ? y > best : y < best)) best = y, at = i;
+      } else {
+        const T y = p[i * s];
+        if (IsMax ? y > best : y < best) best = y, at = i;
+      }
+    }
+    vd[off[1]] = best;
+    id[off[2]] = at;
+  });
+}
+
+template <class T>
+void cumsum_typed(const View& x, int dim, const View& out) {
+  const View* v[2] = {&x, &out};
+  const T* xd = static_cast<const T*>(x.data);
+  T* od = static_cast<T*>(out.data);
+  const int64_t n = x.shape[dim], sx = x.stride[dim], so = out.stride[dim];
+  for_each_line(v, dim, [&](const int64_t* off) {
+    SumAcc<T> acc = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      acc = SumOp<T>::combine(acc, static_cast<SumAcc<T>>(xd[off[0] + i * sx]));
+      od[off[1] + i * so] = static_cast<T>(acc);
+    }
+  });
+}
+
+// Softmax of one line; `tmp` receives x - max (contiguous), out the result.
+template <class T>
+void softmax_line(const T* x, int64_t sx, T* out, int64_t so, int64_t n, bool log, T* tmp) {
+  T m = ExtremeOp<T, true>::row(x, n, sx);
+  if (m == -std::numeric_limits<T>::infinity()) m = 0;  // all -inf: 0/0 = NaN, as PyTorch
+  if (sx == 1) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) tmp[i] = x[i] - m;
+  } else {
+    for (int64_t i = 0; i < n; ++i) tmp[i] = x[i * sx] - m;
+  }
+  T sum = 0;
+  if (log) {
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < n; ++i) sum += vm::exp(tmp[i]);
+    const T ls = std::log(sum);
+    if (so == 1) {
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) out[i] = tmp[i] - ls;
+    } else {
+      for (int64_t i = 0; i < n; ++i) out[i * so] = tmp[i] - ls;
+    }
+    return;
+  }
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) {
+    tmp[i] = vm::exp(tmp[i]);
+    sum += tmp[i];
+  }
+  const T inv = T(1) / sum;
+  if (so == 1) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) out[i] = tmp[i] * inv;
+  } else {
+    for (int64_t i = 0; i < n; ++i) out[i * so] = tmp[i] * inv;
+  }
+}
+
+template <class T>
+void softmax_typed(const View& x, int dim, bool log, const View& out) {
+  const View* v[2] = {&x, &out};
+  const T* xd = static_cast<const T*>(x.data);
+  T* od = static_cast<T*>(out.data);
+  const int64_t n = x.shape[dim], sx = x.stride[dim], so = out.stride[dim];
+  for_each_line(v, dim, [&](const int64_t* off) {
+    thread_local std::vector<T> tmp;
+    if (static_cast<int64_t>(tmp.size()) < n) tmp.resize(n);
+    softmax_line(xd + off[0], sx, od + off[1], so, n, log, tmp.data());
+  });
+}
+
+template <class T>
+void softmax_backward_typed(const View& y, const View& g, int dim, bool log, const View& out) {
+  const View* v[3] = {&y, &g, &out};
+  const T* yd = static_cast<const T*>(y.data);
+  const T* gd = static_cast<const T*>(g.data);
+  T* od = static_cast<T*>(out.data);
+  const int64_t n = y.shape[dim], sy = y.stride[dim], sg = g.stride[dim], so = out.stride[dim];
+  const bool contiguous = sy == 1 && sg == 1 && so == 1;
+  for_each_line(v, dim, [&](const int64_t* off) {
+    const T* yp = yd + off[0];
+    const T* gp = gd + off[1];
+    T* op = od + off[2];
+    T dot = 0;
+    if (log) {  // out = g - exp(y) * sum(g)
+      if (contiguous) {
+#pragma omp simd reduction(+ : dot)
+        for (int64_t i = 0; i < n; ++i) dot += gp[i];
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) op[i] = gp[i] - vm::exp(yp[i]) * dot;
+      } else {
+        for (int64_t i = 0; i < n; ++i) dot += gp[i * sg];
+        for (int64_t i = 0; i < n; ++i) op[i * so] = gp[i * sg] - vm::exp(yp[i * sy]) * dot;
+      }
+    } else {  // out = y * (g - sum(g * y))
+      if (contiguous) {
+#pragma omp simd reduction(+ : dot)
+        for (int64_t i = 0; i < n; ++i) dot += gp[i] * yp[i];
+#pragma omp simd
+        for (int64_t i = 0; i < n; ++i) op[i] = yp[i] * (gp[i] - dot);
+      } else {
+        for (int64_t i = 0; i < n; ++i) dot += gp[i * sg] * yp[i * sy];
+        for (int64_t i = 0; i < n; ++i) op[i * so] = yp[i * sy] * (gp[i * sg] - dot);
+      }
+    }
+  });
+}
+
+void check_same_shape(const char* op, const View& a, const char* what, const View& b) {
+  if (!same_shape(a, b))
+    throw std::invalid_argument(std::string(op) + ": " + what + " shape " + shape_str(b) +
+                                " does not match input shape " + shape_str(a));
+}
+
+// out must have x's shape with size 1 on the reduced dims (dim >= 0: exactly
+// that dim; dim < 0: any dims).
+void check_kept(const char* op, const View& x, const View& out, int dim) {
+  bool ok = x.ndim == out.ndim;
+  for (int d = 0; ok && d < x.ndim; ++d) {
+    if (dim >= 0) ok = out.shape[d] == (d == dim ? 1 : x.shape[d]);
+    else ok = out.shape[d] == 1 || out.shape[d] == x.shape[d];
+  }
+  if (!ok)
+    throw std::invalid_argument(std::string(op) + ": output shape " + shape_str(out) +
+                                " is not the keepdim shape of input " + shape_str(x));
+}
+
+void check_float(const char* op, const View& x) {
+  if (x.dtype != DType::f32 && x.dtype != DType::f64)
+    throw type_error(std::string(op) + ": expected a float32 or float64 tensor, got " +
+                     dtype_name(x.dtype));
+}
+
+}  // namespace
+
+void reduce(ReduceOp op, const View& x, const View& out) {
+  check_kept("reduce", x, out, -1);
+  const bool is_sum = op == ReduceOp::sum || op == ReduceOp::prod;
+  if (out.dtype != x.dtype && !(is_sum && out.dtype == DType::i64 &&
+                                x.dtype != DType::f32 && x.dtype != DType::f64))
+    fail_dtype("reduce", x.dtype, out.dtype);
+  by_dtype(x.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    switch (op) {
+      case ReduceOp::sum:
+      case ReduceOp::prod:
+        if constexpr (std::is_floating_point_v<T>) {
+          if (op == ReduceOp::sum) reduce_typed<T, T, SumOp<T>>(x, out);
+          else reduce_typed<T, T, ProdOp<T>>(x, out);
+        } else if constexpr (std::is_same_v<T, u8>) {
+          if (op == ReduceOp::sum) reduce_typed<T, int64_t, SumOp<T>>(x, out);
+          else reduce_typed<T, int64_t, ProdOp<T>>(x, out);
+        } else {
+          // integer sums write int64, or the input type when asked to
+          if (out.dtype == DType::i64) {
+            if (op == ReduceOp::sum) reduce_typed<T, int64_t, SumOp<T>>(x, out);
+            else reduce_typed<T, int64_t, ProdOp<T>>(x, out);
+          } else {
+            if (op == ReduceOp::sum) reduce_typed<T, T, SumOp<T>>(x, out);
+            else reduce_typed<T, T, ProdOp<T>>(x, out);
+          }
+        }
+        break;
+      case ReduceOp::max: reduce_typed<T, T, ExtremeOp<T, true>>(x, out); break;
+      case ReduceOp::min: reduce_typed<T, T, ExtremeOp<T, false>>(x, out); break;
+      default: throw std::invalid_argument("reduce: unknown op");
+    }
+  });
+}
+
+void reduce_arg(bool is_max, const View& x, int dim, const View& values, const View& indices) {
+  const char* op = is_max ? "max" : "min";
+  check_kept(op, x, values, dim);
+  check_same_shape(op, values, "indices", indices);
+  if (values.dtype != x.dtype) fail_dtype(op, x.dtype, values.dtype);
+  if (indices.dtype != DType::i64)
+    throw type_error(std::string(op) + ": indices must be int64, got " + dtype_name(indices.dtype));
+  if (x.shape[dim] == 0)
+    throw std::invalid_argument(std::string(op) + ": cannot reduce over an empty dimension");
+  by_dtype(x.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    if (is_max) reduce_arg_typed<T, true>(x, dim, values, indices);
+    else reduce_arg_typed<T, false>(x, dim, values, indices);
+  });
+}
+
+void cumsum(const View& x, int dim, const View& out) {
+  check_same_shape("cumsum", x, "output", out);
+  if (out.dtype != x.dtype || x.dtype == DType::b8 || x.dtype == DType::i32)
+    fail_dtype("cumsum", x.dtype, out.dtype);
+  by_dtype(x.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (!std::is_same_v<T, u8> && !std::is_same_v<T, int32_t>)
+      cumsum_typed<T>(x, dim, out);
+  });
+}
+
+void softmax(const View& x, int dim, bool log, const View& out) {
+  const char* op = log ? "log_softmax" : "softmax";
+  check_float(op, x);
+  check_same_shape(op, x, "output", out);
+  if (out.dtype != x.dtype) fail_dtype(op, x.dtype, out.dtype);
+  if (x.dtype == DType::f32) softmax_typed<float>(x, dim, log, out);
+  else softmax_typed<double>(x, dim, log, out);
+}
+
+void softmax_backward(const View& y, const View& g, int dim, bool log, const View& out) {
+  const char* op = log ? "log_softmax_backward" : "softmax_backward";
+  check_float(op, y);
+  check_same_shape(op, y, "grad", g);
+  check_same_shape(op, y, "output", out);
+  if (g.dtype != y.dtype || out.dtype != y.dtype) fail_dtype(op, y.dtype, out.dtype);
+  if (y.dtype == DType::f32) softmax_backward_typed<float>(y, g, dim, log, out);
+  else softmax_backward_typed<double>(y, g, dim, log, out);
+}
+
+}  // namespace genesis::GENESIS_ISA_NS

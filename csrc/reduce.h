@@ -10,7 +10,8 @@ enum class ReduceOp : int { sum, prod, max, min, count_ };
 #define GENESIS_DECLARE_REDUCE(ns)                                                 \
   namespace ns {                                                                   \
   /* out[i] = op over x of the dims where out.shape[d] == 1.  Same dtype for x   \
-     and out (f32, f64, i32, i64; bool only for max/min = any/all).  Float sums  \
+     and out (f32, f64, i32, i64, bool: max/min = any/all), except that sum and  \
+     prod of integers or bools may write int64.  Float sums                      \
      accumulate in double-or-pairwise fashion so 16M-element sums stay accurate. \
      NaN propagates through max/min.  Callers never pass an empty max/min. */     \
   void reduce(ReduceOp op, const View& x, const View& out);                       \

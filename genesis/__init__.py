@@ -11,6 +11,9 @@ from .tensor import Size, Tensor
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .ops import *  # noqa: F401,F403
 from . import autograd, ops
+from .ops.creation import Generator
+from .serialization import load, save
+from . import data
 
 long, double = int64, float64
 

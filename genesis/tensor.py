@@ -188,10 +188,10 @@ class Tensor:
                   inputs=inputs)
 
     def detach(self):
-        """A tensor sharing this one's data, cut from the graph."""
+        """A tensor sharing this one's data (and version counter), cut from the graph.
+        It keeps no reference to this tensor, so it does not keep the graph alive."""
         t = Tensor._make(self._data, self._device)
         t._version = self._version
-        t._base = self if self._base is None else self._base
         return t
 
     def detach_(self):
@@ -221,8 +221,8 @@ class Tensor:
 
         def keep(grad):
             t = ref()
-            if t is not None:
-                g = grad.detach()
+            if t is not None:  # an own copy: the gradient may be a broadcast view
+                g = grad._copy_detached()
                 t.grad = g if t.grad is None else t.grad + g
         self.grad_fn.register_hook(self._output_nr, keep)
 

@@ -104,7 +104,7 @@ def reduction(lo=-2.0, hi=2.0, single_dim=False, distinct=False, min_side=0, min
 
 
 def _np_dims(dim, ndim):
-    if dim is None:
+    if dim is None or dim == ():  # PyTorch: an empty dim list reduces every dim
         return tuple(range(ndim))
     return (dim,) if isinstance(dim, int) else tuple(dim)
 
@@ -124,6 +124,8 @@ def _sigmoid(x):
 
 
 def _softmax(x, dim):
+    if x.size == 0:
+        return x.copy()
     e = np.exp(x - x.max(axis=dim, keepdims=True))
     return e / e.sum(axis=dim, keepdims=True)
 
@@ -250,11 +252,12 @@ op("argmin", lambda x, dim, keepdim: G.argmin(x, dim, keepdim),
    lambda x, dim, keepdim: np.argmin(x, axis=dim, keepdims=keepdim),
    reduction(single_dim=True, distinct=True, min_side=1), grad=False)
 op("var", lambda x, dim, keepdim: G.var(x, dim, keepdim=keepdim),
-   lambda x, dim, keepdim: _var(x, dim, keepdim), reduction(min_side=2))
+   lambda x, dim, keepdim: _var(x, dim, keepdim), reduction(min_side=2, min_dims=1))
 op("var_biased", lambda x, dim, keepdim: G.var(x, dim, keepdim=keepdim, correction=0),
    lambda x, dim, keepdim: _var(x, dim, keepdim, 0), reduction(min_side=1))
 op("std", lambda x, dim, keepdim: G.std(x, dim, keepdim=keepdim),
-   lambda x, dim, keepdim: np.sqrt(_var(x, dim, keepdim)), reduction(min_side=2, distinct=True))
+   lambda x, dim, keepdim: np.sqrt(_var(x, dim, keepdim)),
+   reduction(min_side=2, min_dims=1, distinct=True))
 op("logsumexp", lambda x, dim, keepdim: G.logsumexp(x, dim, keepdim), _logsumexp,
    reduction(min_side=1))
 op("norm", lambda x, dim, keepdim: G.norm(x, dim=dim, keepdim=keepdim),

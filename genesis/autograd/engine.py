@@ -57,7 +57,9 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
     buffers = {}
     for (node, nr), g in zip(roots, root_grads):
         _add_to_buffer(buffers, node, nr, g)
-    handed_out = set()  # ids of gradient arrays already stored in some leaf's .grad
+    # ids of gradient arrays already stored in some leaf's .grad, or owned by the
+    # caller (a root gradient reaching a leaf unchanged must be copied)
+    handed_out = {id(g._data) for g in root_grads}
 
     prev = STATE.enabled
     STATE.enabled = create_graph
@@ -136,7 +138,7 @@ def _accumulate(node, g, create_graph, handed_out):
     if leaf.grad is None:
         # A gradient that is a view or already belongs to another leaf is copied,
         # so that two .grad tensors never share memory.
-        if g._base is not None or id(g._data) in handed_out or not g._owns_memory():
+        if id(g._data) in handed_out or not g._owns_memory():
             g = g.clone() if create_graph else g._copy_detached()
         handed_out.add(id(g._data))
         leaf.grad = g

@@ -62,8 +62,9 @@ def wrap_dim(dim, ndim, op="op"):
 
 
 def wrap_dims(dim, ndim, op="op"):
-    """`dim` (None, int or tuple) as a sorted tuple of non-negative dims."""
-    if dim is None:
+    """`dim` (None, int or tuple) as a sorted tuple of non-negative dims.
+    None and an empty tuple mean every dim, as in PyTorch."""
+    if dim is None or (not isinstance(dim, int) and len(tuple(dim)) == 0):
         return tuple(range(ndim))
     if isinstance(dim, int):
         dim = (dim,)

@@ -6,18 +6,57 @@ from ..backend import get as _backend_of
 from ..device import device as _device
 from ..tensor import Tensor
 
-_generator = np.random.default_rng()
+
+class Generator:
+    """A random number stream to pass as `generator=` (PyTorch's `torch.Generator`).
+
+    `Generator().manual_seed(0)` gives a stream that is independent of the global one,
+    so e.g. a DataLoader's shuffling can be reproduced without touching model init.
+    """
+
+    __slots__ = ("device", "_seed", "_rng")
+
+    def __init__(self, device="cpu"):
+        self.device = _device(device)
+        self.seed()
+
+    def manual_seed(self, seed):
+        """Restart the stream from `seed`; returns the generator."""
+        self._seed = int(seed)
+        self._rng = np.random.default_rng(self._seed)
+        return self
+
+    def seed(self):
+        """Reseed from operating-system entropy; returns the new seed."""
+        self.manual_seed(np.random.SeedSequence().entropy % 2 ** 63)
+        return self._seed
+
+    def initial_seed(self):
+        """The seed the stream was last started from."""
+        return self._seed
+
+
+_default_generator = Generator()
 
 
 def manual_seed(seed):
-    """Seed the global random number generator (rand, randn, randint, init, dropout)."""
-    global _generator
-    _generator = np.random.default_rng(int(seed))
-    return _generator
+    """Seed the global random number generator (rand, randn, randint, init, dropout,
+    shuffling); returns it."""
+    return _default_generator.manual_seed(seed)
 
 
 def default_generator():
-    return _generator
+    """The global Generator, used wherever no `generator=` is given."""
+    return _default_generator
+
+
+def _rng(generator):
+    """The numpy stream behind a genesis Generator (the global one for None)."""
+    if generator is None:
+        return _default_generator._rng
+    if not isinstance(generator, Generator):
+        raise TypeError(f"generator must be a genesis.Generator, got {type(generator).__name__}")
+    return generator._rng
 
 
 def _dev(device):
@@ -249,14 +288,14 @@ def _float_dtype(dtype, op):
 def rand(*size, dtype=None, device=None, requires_grad=False, generator=None):
     """Uniform random numbers in [0, 1)."""
     dt, dev = _float_dtype(dtype, "rand"), _dev(device)
-    data = _backend_of(dev).rand(_shape(size, "rand"), dt.np, generator or _generator)
+    data = _backend_of(dev).rand(_shape(size, "rand"), dt.np, _rng(generator))
     return _finish(data, dev, requires_grad)
 
 
 def randn(*size, dtype=None, device=None, requires_grad=False, generator=None):
     """Standard normal random numbers."""
     dt, dev = _float_dtype(dtype, "randn"), _dev(device)
-    data = _backend_of(dev).randn(_shape(size, "randn"), dt.np, generator or _generator)
+    data = _backend_of(dev).randn(_shape(size, "randn"), dt.np, _rng(generator))
     return _finish(data, dev, requires_grad)
 
 
@@ -273,12 +312,12 @@ def randint(low=0, high=None, size=None, *, dtype=None, device=None, generator=N
     dt = _dt.to_dtype(dtype) if dtype is not None else _dt.int64
     dev = _dev(device)
     data = _backend_of(dev).randint(low, high, _shape(tuple(size), "randint"), np.int64,
-                                    generator or _generator)
+                                    _rng(generator))
     return Tensor._make(data, dev).to(dt)
 
 
 def randperm(n, *, dtype=None, device=None, generator=None):
     """A random permutation of 0..n-1."""
     dev = _dev(device)
-    t = Tensor._make(_backend_of(dev).permutation(int(n), generator or _generator), dev)
+    t = Tensor._make(_backend_of(dev).permutation(int(n), _rng(generator)), dev)
     return t.to(_dt.to_dtype(dtype)) if dtype is not None else t

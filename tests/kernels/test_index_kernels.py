@@ -6,55 +6,14 @@ cases are large enough to take the multi-threaded paths.
 """
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from genesis import _C
-
-settings.register_profile("kernels", deadline=None, max_examples=40)
-settings.load_profile("kernels")
+from arrays import assert_same, layout, rng, values
 
 DTYPES = [np.float32, np.float64, np.int32, np.int64, np.bool_]
 NUMERIC = [np.float32, np.float64, np.int32, np.int64]
 LAYOUTS = ["contig", "fortran", "step", "neg"]
-rng = np.random.default_rng(0)
-
-
-@pytest.fixture(params=[1, 2], autouse=True)
-def threads(request):
-    _C.set_num_threads(request.param)
-    yield request.param
-    _C.set_num_threads(2)
-
-
-def values(shape, dtype, r=rng):
-    if dtype == np.bool_:
-        return r.random(shape) < 0.5
-    if np.issubdtype(dtype, np.integer):
-        return r.integers(-50, 50, shape).astype(dtype)
-    return r.standard_normal(shape).astype(dtype)
-
-
-def layout(a, kind):
-    """An array equal to `a` whose memory layout is `kind`."""
-    a = np.asarray(a)
-    if kind == "contig" or a.ndim == 0:
-        return np.array(a, order="C")
-    if kind == "fortran":
-        return np.asfortranarray(a)
-    if kind == "step":
-        big = np.zeros([2 * s + 1 for s in a.shape], a.dtype)
-        view = big[tuple(slice(1, None, 2) for _ in a.shape)]
-        view[...] = a
-        return view
-    if kind == "neg":
-        flip = tuple(slice(None, None, -1) for _ in a.shape)
-        return np.ascontiguousarray(a[flip])[flip]
-    raise ValueError(kind)
-
-
-def assert_same(got, want):
-    assert got.shape == want.shape and got.dtype == want.dtype
-    np.testing.assert_array_equal(got, want)
 
 
 # ---------------------------------------------------------------- gather

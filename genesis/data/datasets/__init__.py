@@ -1,0 +1,4 @@
+"""Data sets that genesis can load without network access beyond the package registry."""
+from .mnist import MNIST
+
+__all__ = ["MNIST"]

@@ -1,0 +1,213 @@
+"""Reduction, scan and softmax kernels (csrc/reduce.cpp) against numpy.
+
+reduce.cpp is compiled once per instruction set: every test runs on each copy
+the processor supports, on 1 and 2 threads (conftest.py), with sizes that take
+the row, column and split-reduction paths, vector tails and odd layouts.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from genesis import _C
+from arrays import layout, values
+
+ISAS = [i for i in ("generic", "avx2", "avx512")
+        if ["generic", "avx2", "avx512"].index(i) <= ["generic", "avx2", "avx512"].index(_C.best_isa())]
+LAYOUTS = ["contig", "fortran", "step", "neg"]
+OPS = _C.REDUCE_OPS
+
+
+@pytest.fixture(params=ISAS, autouse=True)
+def isa(request):
+    _C.set_isa(request.param)
+    yield request.param
+    _C.set_isa("best")
+
+
+def reduce(op, x, dims, out_dtype=None):
+    kept = [1 if d in dims else s for d, s in enumerate(x.shape)]
+    out = np.empty(kept, out_dtype or x.dtype)
+    _C.reduce(OPS[op], x, out)
+    return out
+
+
+NP = {"sum": np.sum, "prod": np.prod, "max": np.max, "min": np.min}
+
+
+def check(op, x, dims, out_dtype=None):
+    got = reduce(op, x, dims, out_dtype)
+    ref_in = x.astype(np.float64) if x.dtype.kind == "f" else x.astype(np.int64) \
+        if op in ("sum", "prod") else x
+    want = NP[op](ref_in, axis=tuple(dims), keepdims=True)
+    if x.dtype.kind == "f":
+        rtol = 1e-5 if x.dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.sqrt(x.size + 1))
+    else:
+        np.testing.assert_array_equal(got, want.astype(got.dtype))
+
+
+# Shapes chosen for the paths: long rows (split across threads), many short
+# rows, columns (inner dim kept), a few wide columns, prime sizes.
+SHAPES_DIMS = [
+    ((100003,), (0,)),
+    ((37, 4099), (1,)),
+    ((4099, 37), (0,)),
+    ((65537, 3), (0,)),
+    ((3, 65537), (0,)),
+    ((7, 11, 13), (0, 2)),
+    ((5, 2000, 17), (1,)),
+    ((300, 301), (0, 1)),
+    ((1, 1, 1), (0, 1, 2)),
+    ((17,), ()),
+]
+
+
+@pytest.mark.parametrize("shape,dims", SHAPES_DIMS)
+@pytest.mark.parametrize("kind", LAYOUTS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64])
+@pytest.mark.parametrize("op", ["sum", "max", "min"])
+def test_reduce_matches_numpy(op, dtype, kind, shape, dims):
+    x = layout(values(shape, dtype), kind)
+    check(op, x, dims, np.int64 if op == "sum" and dtype == np.int32 else None)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("shape,dims", [((40000, 3), (0,)), ((3, 40000), (1,)), ((6, 7), (0, 1))])
+def test_prod_matches_numpy(dtype, shape, dims):
+    r = np.random.default_rng(1)
+    x = (1 + 1e-5 * r.standard_normal(shape)).astype(dtype) if dtype != np.int64 else \
+        r.choice(np.array([1, -1, 1, 1], np.int64), shape)
+    check("prod", x, dims)
+
+
+@given(data=st.data())
+def test_reduce_random_shapes(data):
+    shape = tuple(data.draw(st.lists(st.integers(0, 6), max_size=4)))
+    dims = tuple(sorted(data.draw(st.sets(st.integers(0, max(len(shape) - 1, 0)),
+                                          max_size=len(shape))))) if shape else ()
+    kind = data.draw(st.sampled_from(LAYOUTS))
+    x = layout(values(shape, np.float64), kind)
+    check("sum", x, dims)
+    if all(shape[d] for d in dims) and x.size:
+        check("max", x, dims)
+
+
+def test_bool_reductions_are_any_all_and_count():
+    x = values((513, 7), np.bool_)
+    np.testing.assert_array_equal(reduce("max", x, (0,)), x.any(0, keepdims=True))
+    np.testing.assert_array_equal(reduce("min", x, (1,)), x.all(1, keepdims=True))
+    np.testing.assert_array_equal(reduce("sum", x, (0, 1), np.int64), x.sum(keepdims=True))
+
+
+def test_float32_sum_of_16m_elements_is_accurate():
+    x = np.full(1 << 24, 0.1, np.float32)
+    got = reduce("sum", x, (0,))[0]
+    exact = (1 << 24) * np.float64(np.float32(0.1))
+    assert abs(got - exact) < 1e-6 * exact  # a plain float32 loop is off by ~2 %
+
+
+def test_broadcast_input_counts_every_element():
+    x = np.broadcast_to(np.arange(5.0), (1000, 5))
+    np.testing.assert_allclose(reduce("sum", x, (0,)), 1000 * np.arange(5.0)[None])
+
+
+def test_nan_propagates_through_max_and_min():
+    x = values((3, 1000), np.float32)
+    x[1, 500] = np.nan
+    for op in ("max", "min"):
+        out = reduce(op, x, (1,))
+        assert np.isnan(out[1, 0]) and not np.isnan(out[[0, 2], 0]).any()
+
+
+def test_empty_reduction_gives_the_identity():
+    x = np.empty((0, 4), np.float64)
+    np.testing.assert_array_equal(reduce("sum", x, (0,)), np.zeros((1, 4)))
+    np.testing.assert_array_equal(reduce("prod", x, (0,)), np.ones((1, 4)))
+
+
+def test_reduce_rejects_bad_outputs():
+    x = np.ones((3, 4), np.float32)
+    with pytest.raises(ValueError, match="keepdim shape"):
+        _C.reduce(OPS["sum"], x, np.empty((3, 2), np.float32))
+    with pytest.raises(TypeError, match="dtypes"):
+        _C.reduce(OPS["sum"], x, np.empty((1, 4), np.float64))
+
+
+# ---------------------------------------------------------------- along one dim
+@pytest.mark.parametrize("kind", LAYOUTS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64])
+@pytest.mark.parametrize("shape,dim", [((50, 1001), 1), ((1001, 50), 0), ((4, 5, 6), 1),
+                                       ((7,), 0)])
+def test_reduce_arg_matches_numpy(shape, dim, dtype, kind):
+    x = layout(values(shape, dtype), kind)
+    kept = list(shape)
+    kept[dim] = 1
+    for is_max, fn, arg in ((True, np.max, np.argmax), (False, np.min, np.argmin)):
+        v, i = np.empty(kept, dtype), np.empty(kept, np.int64)
+        _C.reduce_arg(is_max, x, dim, v, i)
+        np.testing.assert_array_equal(v, fn(x, axis=dim, keepdims=True))
+        np.testing.assert_array_equal(i, arg(x, axis=dim, keepdims=True))
+
+
+def test_reduce_arg_first_nan_wins():
+    x = np.array([[1.0, np.nan, 3.0, np.nan]])
+    v, i = np.empty((1, 1)), np.empty((1, 1), np.int64)
+    _C.reduce_arg(True, x, 1, v, i)
+    assert np.isnan(v[0, 0]) and i[0, 0] == 1
+
+
+@pytest.mark.parametrize("kind", LAYOUTS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("shape,dim", [((30, 2001), 1), ((2001, 30), 0), ((3, 4, 5), 2)])
+def test_cumsum_matches_numpy(shape, dim, dtype, kind):
+    x = layout(values(shape, dtype), kind)
+    out = np.empty(shape, dtype)
+    _C.cumsum(x, dim, out)
+    want = np.cumsum(x.astype(np.float64) if dtype != np.int64 else x, axis=dim)
+    np.testing.assert_allclose(out, want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-4)
+
+
+def np_softmax(x, dim, log):
+    x = x.astype(np.float64)
+    z = x - x.max(axis=dim, keepdims=True)
+    lse = np.log(np.exp(z).sum(axis=dim, keepdims=True))
+    return z - lse if log else np.exp(z - lse)
+
+
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("kind", LAYOUTS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,dim", [((64, 1027), 1), ((1027, 33), 0), ((3, 17, 5), 1),
+                                       ((1, 16), 1), ((9,), 0)])
+def test_softmax_and_backward_match_numpy(shape, dim, dtype, kind, log):
+    x = layout(4 * values(shape, dtype), kind)
+    y = np.empty(shape, dtype)
+    _C.softmax(x, dim, log, y)
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y, np_softmax(x, dim, log), rtol=tol, atol=tol)
+    g = layout(values(shape, dtype), kind)
+    out = np.empty(shape, dtype)
+    _C.softmax_backward(y, g, dim, log, out)
+    y64, g64 = y.astype(np.float64), g.astype(np.float64)
+    want = (g64 - np.exp(y64) * g64.sum(dim, keepdims=True)) if log else \
+        y64 * (g64 - (g64 * y64).sum(dim, keepdims=True))
+    np.testing.assert_allclose(out, want, rtol=10 * tol, atol=10 * tol)
+
+
+def test_softmax_is_stable_for_huge_logits():
+    x = np.array([[1e4, 0.0, -1e4], [-1e4, -1e4, -1e4]], np.float32)
+    y = np.empty_like(x)
+    _C.softmax(x, 1, False, y)
+    np.testing.assert_allclose(y, [[1, 0, 0], [1 / 3, 1 / 3, 1 / 3]], rtol=1e-6)
+    _C.softmax(x, 1, True, y)
+    np.testing.assert_allclose(y[0], [0, -1e4, -2e4], rtol=1e-6)
+    assert np.isfinite(y).all()
+
+
+def test_softmax_rejects_integers_and_mismatched_outputs():
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _C.softmax(np.ones((2, 3), np.int64), 1, False, np.empty((2, 3), np.int64))
+    with pytest.raises(ValueError, match="does not match"):
+        _C.softmax(np.ones((2, 3)), 1, False, np.empty((3, 2)))
+    with pytest.raises(IndexError, match="dim 2 out of range"):
+        _C.softmax(np.ones((2, 3)), 2, False, np.empty((2, 3)))
