@@ -5,9 +5,10 @@
 // in L1/L2 is one pass over memory; the backward reads it once and writes the
 // gradient, using the log-sum-exp the forward saved.  Row loops are plain
 // loops over `exp_le0`, a branch-free exp that the compiler vectorizes (this
-// file is built with -fno-trapping-math so its selects if-convert).  Threads
-// split the rows; a reduced loss is summed in fixed blocks of rows in double,
-// so the result does not depend on the number of threads.
+// file is built with -fno-trapping-math so its selects if-convert); row sums
+// are kept in fixed partial-sum lanes (by_lanes).  Threads split the rows; a
+// reduced loss is summed in fixed blocks of rows in double, so the result
+// does not depend on the number of threads.
 #include "loss.h"
 
 #include <omp.h>
@@ -151,22 +152,44 @@ std::vector<T> dense_weights(const View* w, int64_t C, DType t, double* total) {
   return out;
 }
 
-// The pieces of the loss and its gradient that only depend on the row.
+// Row reductions keep kLanes partial results apart: the fixed-width inner loop
+// of by_lanes vectorizes without reassociating floating-point additions (and
+// the results do not depend on the instruction set's vector width).
 template <class T>
-struct RowStats {
-  T max, log_sum;  // lse = max + log_sum
-};
+constexpr int kLanes = 64 / sizeof(T);
+
+// body(c, j) for every column c of a row, j = the partial-result lane of c.
+// The lane loop stays a loop (not unrolled into scalars) so that the loop
+// vectorizer, which if-converts the selects, handles it.
+template <int L, class F>
+__attribute__((always_inline)) inline void by_lanes(int64_t C, F&& body) {
+  int64_t c = 0;
+  for (; c + L <= C; c += L)
+#pragma GCC unroll 1
+    for (int j = 0; j < L; ++j) body(c + j, j);
+  for (; c < C; ++c) body(c, 0);
+}
+
+template <class T, int L>
+inline T lane_total(const T (&acc)[L]) {
+  T s = 0;
+  for (int j = 0; j < L; ++j) s += acc[j];
+  return s;
+}
 
 // Largest value of a row (NaN never wins; it reaches the loss through exp).
 template <class T, bool Unit>
 inline T row_max(const T* x, int64_t st, int64_t C) {
-  T m = -std::numeric_limits<T>::infinity();
-#pragma omp simd reduction(max : m)
-  for (int64_t c = 0; c < C; ++c) {
+  constexpr int L = kLanes<T>;
+  T m[L];
+  for (int j = 0; j < L; ++j) m[j] = -std::numeric_limits<T>::infinity();
+  by_lanes<L>(C, [&](int64_t c, int j) {
     const T v = x[Unit ? c : c * st];
-    m = v > m ? v : m;
-  }
-  return m;
+    m[j] = v > m[j] ? v : m[j];
+  });
+  T r = m[0];
+  for (int j = 1; j < L; ++j) r = m[j] > r ? m[j] : r;
+  return r;
 }
 
 // Runs body(r0, r1, block) over row blocks, threads splitting the blocks.
@@ -236,18 +259,18 @@ void ce_forward(const Problem& p, const View& x, const View& target, const std::
         const T* row = X + n * x.stride[0] + s * x.stride[2];
         const int64_t st = x.stride[1];
         const T m = row_max<T, Unit>(row, st, C);
-        T sum = 0, wz = 0;  // sum of exp(z) and of w * z, z = x - max
+        constexpr int Ln = kLanes<T>;
+        T sums[Ln] = {}, wzs[Ln] = {};  // sum of exp(z) and of w * z, z = x - max
         if (Smooth) {
-#pragma omp simd reduction(+ : sum, wz)
-          for (int64_t c = 0; c < C; ++c) {
+          by_lanes<Ln>(C, [&](int64_t c, int j) {
             const T z = row[Unit ? c : c * st] - m;
-            sum += exp_le0(z);
-            wz += W[c] * z;
-          }
+            sums[j] += exp_le0(z);
+            wzs[j] += W[c] * z;
+          });
         } else {
-#pragma omp simd reduction(+ : sum)
-          for (int64_t c = 0; c < C; ++c) sum += exp_le0(row[Unit ? c : c * st] - m);
+          by_lanes<Ln>(C, [&](int64_t c, int j) { sums[j] += exp_le0(row[Unit ? c : c * st] - m); });
         }
+        const T sum = lane_total(sums), wz = lane_total(wzs);
         const T log_sum = std::log(sum);
         const T nll = log_sum - (row[y * st] - m);  // -logp[y] >= 0, no cancellation
         // sum_c w[c] (-logp[c]) = W log_sum - sum_c w[c] z[c]: both terms >= 0
@@ -335,17 +358,17 @@ void ce_prob_forward(const Problem& p, const View& x, const View& target,
       const int64_t st = x.stride[1], tt = target.stride[1];
       const T m = row_max<T, Unit>(row, st, C);
       // q = w * t' with t' = (1 - e) t + e / C; loss = sum q (log_sum - z)
-      T sum = 0, qsum = 0, qz = 0;
-#pragma omp simd reduction(+ : sum, qsum, qz)
-      for (int64_t c = 0; c < C; ++c) {
+      constexpr int Ln = kLanes<T>;
+      T sums[Ln] = {}, qsums[Ln] = {}, qzs[Ln] = {};
+      by_lanes<Ln>(C, [&](int64_t c, int j) {
         const T z = row[Unit ? c : c * st] - m;
         const T q = W[c] * (keep * trow[Unit ? c : c * tt] + share);
-        sum += exp_le0(z);
-        qsum += q;
-        qz += q * z;
-      }
-      const T log_sum = std::log(sum);
-      const T loss = qsum * log_sum - qz;
+        sums[j] += exp_le0(z);
+        qsums[j] += q;
+        qzs[j] += q * z;
+      });
+      const T log_sum = std::log(lane_total(sums));
+      const T loss = lane_total(qsums) * log_sum - lane_total(qzs);
       L[n * lse.stride[0] + s * lse.stride[1]] = m + log_sum;
       if (per_row) O[n * out.stride[0] + s * out.stride[1]] = loss;
       else loss_acc += loss;
@@ -379,11 +402,13 @@ void ce_prob_backward(const Problem& p, const View& x, const View& target,
       const int64_t st = x.stride[1], tt = target.stride[1], so = gi.stride[1];
       const T lse_r = L[n * lse.stride[0] + s * lse.stride[1]];
       const T g = G[n * grad.stride[0] + s * grad.stride[1]] * tnorm;
-      T qsum = 0;
-#pragma omp simd reduction(+ : qsum)
-      for (int64_t c = 0; c < C; ++c) qsum += W[c] * (keep * trow[Unit ? c : c * tt] + share);
+      constexpr int Ln = kLanes<T>;
+      T qsums[Ln] = {};
+      by_lanes<Ln>(C, [&](int64_t c, int j) {
+        qsums[j] += W[c] * (keep * trow[Unit ? c : c * tt] + share);
+      });
       // d loss / d x[c] = g * (softmax[c] * sum(q) - q[c])
-      const T a = g * qsum;
+      const T a = g * lane_total(qsums);
 #pragma omp simd
       for (int64_t c = 0; c < C; ++c) {
         const T q = W[c] * (keep * trow[Unit ? c : c * tt] + share);
