@@ -1,0 +1,315 @@
+"""CUDA backend: the functions of `genesis.backend.cpu`, same names and signatures,
+over device arrays (cupy on a GPU, emulated device memory with GENESIS_CUDA_EMULATE=1).
+
+Every computation is one of our kernels in `kernels/*.cu`; the array library only
+allocates, copies between host and device and makes views.  Strided operands reach
+the kernels as (shape, strides) metadata, so broadcasts, transposes and slices cost
+no copy.  Importing this module raises RuntimeError, saying what to install or set,
+when neither a usable GPU with CuPy nor GENESIS_CUDA_EMULATE=1 is there.
+"""
+import numpy as np
+
+from ._device import EMULATED, array_type, empty as _empty, kernel as _kernel, launch as _launch
+from ._device import launch_grid as _launch_grid, to_device as _to_device, to_host as _to_host
+from ._device import xp as _xp
+from ... import _C
+from ..cpu import _BOOL_RESULT
+
+name = "cuda"
+
+# Op codes shared with the CPU kernels (the .cu enums follow csrc/elementwise.h).
+_U = _C.UNARY_OPS
+_B = _C.BINARY_OPS
+
+_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64", np.dtype(np.int32): "i32",
+           np.dtype(np.int64): "i64", np.dtype(np.bool_): "b8"}
+_INT_CHECKED = frozenset(("div", "floordiv", "mod", "pow"))
+_NUMERIC_UNARY = frozenset(("neg", "abs", "sign", "square", "relu", "clamp", "floor", "ceil",
+                            "round", "trunc"))
+
+
+def _sfx(dtype, op="op"):
+    try:
+        return _SUFFIX[np.dtype(dtype)]
+    except KeyError:
+        raise TypeError(f"{op}: genesis kernels do not support numpy dtype {dtype}") from None
+
+
+# ------------------------------------------------------------------ strided metadata
+def _meta(shape, arrays):
+    """(ndim, device int64 metadata) describing `arrays` (all of `shape`) for a kernel:
+    shape, then each operand's element strides, with size-1 dims dropped and dims that
+    are contiguous in every operand merged."""
+    strides = [[s // a.itemsize for s in a.strides] for a in arrays]
+    dims = []
+    for d, n in enumerate(shape):
+        if n == 1:
+            continue
+        st = [s[d] for s in strides]
+        if dims and all(p == c * n for p, c in zip(dims[-1][1], st)):
+            dims[-1] = (dims[-1][0] * n, st)
+        else:
+            dims.append((n, st))
+    if not dims:
+        dims = [(1, [0] * len(arrays))]
+    flat = [n for n, _ in dims] + [st[k] for k in range(len(arrays)) for _, st in dims]
+    return np.int32(len(dims)), _to_device(np.array(flat, np.int64))
+
+
+def _numel(shape):
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+# ------------------------------------------------------------------ memory
+def empty(shape, dtype):
+    return _empty(tuple(shape), dtype)
+
+
+def full(shape, value, dtype):
+    out = _empty(tuple(shape), dtype)
+    fill_(out, value)
+    return out
+
+
+def from_data(data, dtype):
+    """A new device array holding Python/numpy data (nested lists, scalars, arrays)."""
+    return _to_device(np.array(data, dtype=dtype))
+
+
+def to_numpy(x):
+    """A host (numpy) copy of device array x."""
+    return _to_host(x)
+
+
+def from_numpy(a):
+    """A device copy of numpy array a."""
+    return _to_device(np.ascontiguousarray(a))
+
+
+def copy(x):
+    out = _empty(x.shape, x.dtype)
+    copy_into(out, x)
+    return out
+
+
+def cast(x, dtype):
+    if x.dtype == dtype:
+        return x
+    out = _empty(x.shape, dtype)
+    copy_into(out, x)
+    return out
+
+
+def contiguous(x):
+    return x if x.flags.c_contiguous else copy(x)
+
+
+def copy_into(dst, src):
+    """dst[...] = src, src broadcast to dst's shape and converted to its dtype."""
+    if src.shape != dst.shape:
+        src = _xp.broadcast_to(src, dst.shape)
+    n = _numel(dst.shape)
+    if n == 0:
+        return
+    ndim, meta = _meta(dst.shape, (dst, src))
+    _launch("elementwise", f"copy_{_sfx(dst.dtype, 'copy')}_{_sfx(src.dtype, 'copy')}", n,
+            (src, dst, np.int64(n), ndim, meta))
+
+
+def fill_(dst, value):
+    n = _numel(dst.shape)
+    if n == 0:
+        return
+    ndim, meta = _meta(dst.shape, (dst,))
+    _launch("elementwise", f"fill_{_sfx(dst.dtype, 'fill')}", n,
+            (dst, np.int64(n), ndim, meta, np.float64(value)))
+
+
+# ------------------------------------------------------------------ views
+def _view_strides(shape, strides, new_shape):
+    """Strides that give `new_shape` over the same elements as (shape, strides) in
+    row-major order, or None when only a copy can (numpy's no-copy reshape rule)."""
+    old = [(n, s) for n, s in zip(shape, strides) if n != 1]
+    new_strides = []
+    i = 0
+    size = _numel(new_shape)
+    if size == 0:
+        return [0] * len(new_shape)
+    for n in new_shape:
+        if n == 1:
+            new_strides.append(0)
+            continue
+        # take old dims until their product reaches n; they must be contiguous among themselves
+        prod, group = 1, []
+        while prod < n and i < len(old):
+            prod *= old[i][0]
+            group.append(old[i])
+            i += 1
+        if prod != n:
+            return None
+        for (n0, s0), (n1, s1) in zip(group, group[1:]):
+            if s0 != n1 * s1:
+                return None
+        new_strides.append(group[-1][1])
+    return new_strides
+
+
+def reshape(x, shape):
+    """A view when strides allow, otherwise a contiguous copy made by our kernel."""
+    shape = tuple(shape)
+    if -1 in shape:
+        known = _numel(s for s in shape if s != -1)
+        shape = tuple((x.size // known if known else 0) if s == -1 else s for s in shape)
+    if _numel(shape) != x.size:
+        raise ValueError(f"cannot reshape array of size {x.size} into shape {shape}")
+    st = _view_strides(x.shape, x.strides, shape)
+    if st is None:
+        return copy(x).reshape(shape)
+    return _xp.lib.stride_tricks.as_strided(x, shape, st)
+
+
+def permute(x, axes):
+    return x.transpose(axes)
+
+
+def broadcast_to(x, shape):
+    return _xp.broadcast_to(x, shape)
+
+
+def view_index(x, key):
+    """Basic indexing (ints, slices, None): always a view, never a scalar."""
+    out = x[key]
+    return out if isinstance(out, array_type) else x[tuple(key) + (Ellipsis,)]
+
+
+def flip(x, dims):
+    key = [slice(None)] * x.ndim
+    for d in dims:
+        key[d] = slice(None, None, -1)
+    return x[tuple(key)]
+
+
+def shares_memory(a, b):
+    return _xp.may_share_memory(a, b)
+
+
+# ------------------------------------------------------------------ elementwise
+def _check_unary(op, dtype):
+    kind = np.dtype(dtype).kind
+    if kind == "b" or (kind != "f" and op not in _NUMERIC_UNARY):
+        expected = "a float or integer dtype" if op in _NUMERIC_UNARY else "float32 or float64"
+        raise TypeError(f"{op}: input has dtype {np.dtype(dtype).name}, expected {expected}")
+
+
+def _unary(op, x, out, p0, p1):
+    n = _numel(x.shape)
+    if n == 0:
+        return out
+    ndim, meta = _meta(x.shape, (out, x))
+    s = _sfx(x.dtype, op)
+    if op == "logical_not":
+        _launch("elementwise", f"logical_not_{s}", n, (x, out, np.int64(n), ndim, meta))
+    else:
+        _check_unary(op, x.dtype)
+        _launch("elementwise", f"unary_{s}", n, (x, out, np.int64(n), ndim, meta, np.float64(p0),
+                                                 np.float64(p1), np.int32(_U[op])))
+    return out
+
+
+def unary(op, x, p0=0.0, p1=0.0):
+    return _unary(op, x, _empty(x.shape, np.bool_ if op == "logical_not" else x.dtype), p0, p1)
+
+
+def unary_(op, x, p0=0.0, p1=0.0):
+    """In place: x = op(x)."""
+    return _unary(op, x, x, p0, p1)
+
+
+_ERR = None  # a persistent int32 error word for integer division and powers
+
+
+def _binary(op, a, b, out):
+    if a.dtype != b.dtype:
+        raise TypeError(f"{op}: inputs have different dtypes {a.dtype} and {b.dtype}")
+    n = _numel(out.shape)
+    if n == 0:
+        return out
+    s = _sfx(a.dtype, op)
+    ndim, meta = _meta(out.shape, (out, a, b))
+    code = np.int32(_B[op])
+    if op in _BOOL_RESULT:
+        _launch("elementwise", f"compare_{s}", n, (a, b, out, np.int64(n), ndim, meta, code))
+        return out
+    kind = a.dtype.kind
+    if (kind == "b" and op not in ("add", "mul", "maximum", "minimum")) or \
+            (kind != "f" and op == "atan2"):
+        raise TypeError(f"{op}: input has dtype {a.dtype}, expected a numeric dtype")
+    global _ERR
+    if _ERR is None:
+        _ERR = full((1,), 0, np.int32)
+    _launch("elementwise", f"binary_{s}", n, (a, b, out, np.int64(n), ndim, meta, code, _ERR))
+    if kind in "iu" and op in _INT_CHECKED:
+        err = int(_to_host(_ERR)[0])
+        if err:
+            fill_(_ERR, 0)
+            if err == 1:
+                raise ValueError(f"{op}: integer division by zero")
+            raise ValueError(f"{op}: integers to negative integer powers are not allowed")
+    return out
+
+
+def binary(op, a, b):
+    shape = a.shape if a.shape == b.shape else np.broadcast_shapes(a.shape, b.shape)
+    out = _empty(shape, np.bool_ if op in _BOOL_RESULT else a.dtype)
+    return _binary(op, _expand(a, shape), _expand(b, shape), out)
+
+
+def binary_(op, a, b):
+    """In place: a = op(a, b), b broadcast to a's shape."""
+    return _binary(op, a, _expand(b, a.shape), a)
+
+
+def where(cond, a, b):
+    shape = np.broadcast_shapes(cond.shape, a.shape, b.shape)
+    if a.dtype != b.dtype:
+        raise TypeError(f"where: second input has dtype {b.dtype}, expected {a.dtype}")
+    if cond.dtype != np.bool_:
+        raise TypeError(f"where: condition has dtype {cond.dtype}, expected bool")
+    out = _empty(shape, a.dtype)
+    n = _numel(shape)
+    if n:
+        args = (out, _expand(cond, shape), _expand(a, shape), _expand(b, shape))
+        ndim, meta = _meta(shape, args)
+        _launch("elementwise", f"where_{_sfx(a.dtype, 'where')}", n,
+                (*args[1:], out, np.int64(n), ndim, meta))
+    return out
+
+
+def _expand(x, shape):
+    return x if x.shape == shape else _xp.broadcast_to(x, shape)
+
+
+def broadcast_arrays(*arrays):
+    shape = np.broadcast_shapes(*(a.shape for a in arrays))
+    return [_expand(a, shape) for a in arrays]
+
+
+# ------------------------------------------------------------------ random numbers
+# The random bits come from numpy on the host (as on the CPU device) and are copied over.
+def rand(shape, dtype, generator):
+    return from_numpy(generator.random(shape, dtype=dtype))
+
+
+def randn(shape, dtype, generator):
+    return from_numpy(generator.standard_normal(shape, dtype=dtype))
+
+
+def randint(low, high, shape, dtype, generator):
+    return from_numpy(generator.integers(low, high, size=shape, dtype=dtype))
+
+
+def permutation(n, generator):
+    return from_numpy(generator.permutation(n).astype(np.int64, copy=False))
