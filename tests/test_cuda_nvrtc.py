@@ -59,7 +59,7 @@ def nvrtc_compile(source, name, arch):
 
 
 def test_every_family_has_a_kernel_file():
-    assert set(FAMILIES) >= {"elementwise"}
+    assert set(FAMILIES) >= {"elementwise", "reduce"}
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -98,5 +98,6 @@ def _enum(family, name):
 
 def test_op_codes_match_the_cpu_kernels():
     for family, enum, table in (("elementwise", "UnaryOp", _C.UNARY_OPS),
-                                ("elementwise", "BinaryOp", _C.BINARY_OPS)):
+                                ("elementwise", "BinaryOp", _C.BINARY_OPS),
+                                ("reduce", "ReduceOp", _C.REDUCE_OPS)):
         assert _enum(family, enum) == sorted(table, key=table.get), (family, enum)

@@ -37,10 +37,17 @@ def _sfx(dtype, op="op"):
 
 # ------------------------------------------------------------------ strided metadata
 def _meta(shape, arrays):
-    """(ndim, device int64 metadata) describing `arrays` (all of `shape`) for a kernel:
-    shape, then each operand's element strides, with size-1 dims dropped and dims that
-    are contiguous in every operand merged."""
-    strides = [[s // a.itemsize for s in a.strides] for a in arrays]
+    """(ndim, device int64 metadata) describing `arrays` (all of `shape`) for a kernel."""
+    return _meta_strides(shape, [_estrides(a) for a in arrays])
+
+
+def _estrides(a):
+    return [s // a.itemsize for s in a.strides]
+
+
+def _meta_strides(shape, strides):
+    """(ndim, device metadata): shape, then each operand's element strides (one list
+    per operand), with size-1 dims dropped and dims contiguous in every operand merged."""
     dims = []
     for d, n in enumerate(shape):
         if n == 1:
@@ -51,8 +58,8 @@ def _meta(shape, arrays):
         else:
             dims.append((n, st))
     if not dims:
-        dims = [(1, [0] * len(arrays))]
-    flat = [n for n, _ in dims] + [st[k] for k in range(len(arrays)) for _, st in dims]
+        dims = [(1, [0] * len(strides))]
+    flat = [n for n, _ in dims] + [st[k] for k in range(len(strides)) for _, st in dims]
     return np.int32(len(dims)), _to_device(np.array(flat, np.int64))
 
 
@@ -295,6 +302,138 @@ def _expand(x, shape):
 def broadcast_arrays(*arrays):
     shape = np.broadcast_shapes(*(a.shape for a in arrays))
     return [_expand(a, shape) for a in arrays]
+
+
+# ------------------------------------------------------------------ reductions
+_R = _C.REDUCE_OPS
+_SMALL_REDUCTION = 8     # at most this many elements per output ...
+_MANY_OUTPUTS = 1024     # ... and at least this many outputs: one thread per output
+
+
+def _line_block(n):
+    """Threads per block for a reduction of n elements: a multiple of 32, at most 256."""
+    b = 32
+    while b < n and b < 256:
+        b *= 2
+    return b
+
+
+def reduce(op, x, dims, keepdim, dtype=None):
+    kept = list(x.shape)
+    for d in dims:
+        kept[d] = 1
+    out = _empty(tuple(kept), dtype or x.dtype)
+    name = f"reduce_{_sfx(x.dtype, op)}_{_sfx(out.dtype, op)}"
+    others = [d for d in range(x.ndim) if d not in dims]
+    xs, os_ = _estrides(x), _estrides(out)
+    nout = _numel(kept)
+    nred = _numel(x.shape[d] for d in dims)
+    if nout:
+        nk, kmeta = _meta_strides([x.shape[d] for d in others],
+                                  [[xs[d] for d in others], [os_[d] for d in others]])
+        nr, rmeta = _meta_strides([x.shape[d] for d in dims], [[xs[d] for d in dims]])
+        args = (x, out, np.int64(nout), np.int64(nred), nk, kmeta, nr, rmeta, np.int32(_R[op]))
+        if nred <= _SMALL_REDUCTION and nout >= _MANY_OUTPUTS:
+            _launch("reduce", name, nout, args + (np.int32(1),))
+        else:
+            _launch_grid("reduce", name, (min(nout, _MAX_LINES),), (_line_block(nred),),
+                         args + (np.int32(0),))
+    if not keepdim:
+        out = reshape(out, [s for d, s in enumerate(x.shape) if d not in dims])
+    return out
+
+
+_MAX_LINES = 4096  # blocks of the one-block-per-line kernels; they loop over the rest
+
+
+def _lines(x, dim, outs):
+    """(nlines, nk, kmeta) for the lines of x along dim, over x and `outs` (same ndim)."""
+    others = [d for d in range(x.ndim) if d != dim]
+    strides = [[_estrides(a)[d] for d in others] for a in (x, *outs)]
+    nk, kmeta = _meta_strides([x.shape[d] for d in others], strides)
+    return _numel(x.shape[d] for d in others), nk, kmeta
+
+
+def _along(x, dim):
+    """x as at least 1-D (a 0-d tensor is one line of one element) and the dim."""
+    return (x.reshape(1), 0) if x.ndim == 0 else (x, dim)
+
+
+def _estride(a, dim):
+    return np.int64(a.strides[dim] // a.itemsize)
+
+
+def reduce_arg(is_max, x, dim, keepdim):
+    kept = list(x.shape)
+    if x.ndim:
+        kept[dim] = 1
+    values = _empty(tuple(kept), x.dtype)
+    indices = _empty(tuple(kept), np.int64)
+    xa, d = _along(x, dim)
+    va, ia = _along(values, dim)[0], _along(indices, dim)[0]
+    n = xa.shape[d]
+    if n == 0:
+        raise ValueError(f"{'max' if is_max else 'min'}: cannot reduce over an empty dimension")
+    nlines, nk, kmeta = _lines(xa, d, (va, ia))
+    if nlines:
+        _launch_grid("reduce", f"reduce_arg_{_sfx(x.dtype, 'max')}", (min(nlines, _MAX_LINES),),
+                     (_line_block(n),), (xa, va, ia, np.int64(nlines), np.int64(n),
+                                         _estride(xa, d), nk, kmeta, np.int32(bool(is_max))))
+    if not keepdim and x.ndim:
+        values, indices = _xp.squeeze(values, dim), _xp.squeeze(indices, dim)
+    return values, indices
+
+
+def cumsum(x, dim):
+    out = _empty(x.shape, x.dtype)
+    xa, d = _along(x, dim)
+    oa = _along(out, dim)[0]
+    n = xa.shape[d]
+    nlines, nk, kmeta = _lines(xa, d, (oa,))
+    if nlines and n:
+        _launch_grid("reduce", f"cumsum_{_sfx(x.dtype, 'cumsum')}", (min(nlines, _MAX_LINES),),
+                     (_line_block(n),), (xa, oa, np.int64(nlines), np.int64(n), _estride(xa, d),
+                                         _estride(oa, d), nk, kmeta))
+    return out
+
+
+def _check_float(op, dtype):
+    if np.dtype(dtype).kind != "f":
+        raise TypeError(f"{op}: expected a float32 or float64 tensor, got {np.dtype(dtype).name}")
+
+
+def softmax(x, dim, log):
+    op = "log_softmax" if log else "softmax"
+    _check_float(op, x.dtype)
+    out = _empty(x.shape, x.dtype)
+    xa, d = _along(x, dim)
+    oa = _along(out, dim)[0]
+    n = xa.shape[d]
+    nlines, nk, kmeta = _lines(xa, d, (oa,))
+    if nlines and n:
+        _launch_grid("reduce", f"softmax_{_sfx(x.dtype)}", (min(nlines, _MAX_LINES),),
+                     (_line_block(n),), (xa, oa, np.int64(nlines), np.int64(n), _estride(xa, d),
+                                         _estride(oa, d), nk, kmeta, np.int32(bool(log))))
+    return out
+
+
+def softmax_backward(y, grad, dim, log):
+    op = "log_softmax_backward" if log else "softmax_backward"
+    _check_float(op, y.dtype)
+    if grad.dtype != y.dtype or grad.shape != y.shape:
+        raise ValueError(f"{op}: grad {grad.shape} {grad.dtype} does not match output "
+                         f"{y.shape} {y.dtype}")
+    out = _empty(y.shape, y.dtype)
+    ya, d = _along(y, dim)
+    ga, oa = _along(grad, dim)[0], _along(out, dim)[0]
+    n = ya.shape[d]
+    nlines, nk, kmeta = _lines(ya, d, (ga, oa))
+    if nlines and n:
+        _launch_grid("reduce", f"softmax_backward_{_sfx(y.dtype)}", (min(nlines, _MAX_LINES),),
+                     (_line_block(n),), (ya, ga, oa, np.int64(nlines), np.int64(n),
+                                         _estride(ya, d), _estride(ga, d), _estride(oa, d), nk,
+                                         kmeta, np.int32(bool(log))))
+    return out
 
 
 # ------------------------------------------------------------------ random numbers
