@@ -14,6 +14,7 @@ from . import autograd, ops
 from .ops.creation import Generator
 from .serialization import load, save
 from . import data
+from . import cuda
 
 long, double = int64, float64
 

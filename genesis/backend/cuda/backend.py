@@ -93,7 +93,7 @@ def to_numpy(x):
 
 def from_numpy(a):
     """A device copy of numpy array a."""
-    return _to_device(np.ascontiguousarray(a))
+    return _to_device(a)
 
 
 def copy(x):
@@ -433,6 +433,262 @@ def softmax_backward(y, grad, dim, log):
                      (_line_block(n),), (ya, ga, oa, np.int64(nlines), np.int64(n),
                                          _estride(ya, d), _estride(ga, d), _estride(oa, d), nk,
                                          kmeta, np.int32(bool(log))))
+    return out
+
+
+# ------------------------------------------------------------------ linear algebra
+_TILE = 64  # the C tile of one block (TM, TN in gemm.cu)
+
+
+def matmul(a, b):
+    """a[..., M, K] @ b[..., K, N] with broadcast batch dims (both at least 2-D)."""
+    if a.dtype != b.dtype or a.dtype.kind != "f":
+        raise TypeError(f"matmul: expected two float32 or two float64 operands, got {a.dtype} "
+                        f"and {b.dtype}")
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align "
+                         f"({a.shape[-1]} != {b.shape[-2]})")
+    batch = a.shape[:-2] if a.shape[:-2] == b.shape[:-2] else \
+        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    (M, K), N = a.shape[-2:], b.shape[-1]
+    out = _empty(batch + (M, N), a.dtype)
+    nbatch = _numel(batch)
+    if nbatch == 0 or M == 0 or N == 0:
+        return out
+    a, b = _expand(a, batch + a.shape[-2:]), _expand(b, batch + b.shape[-2:])
+    sa, sb, so = _estrides(a), _estrides(b), _estrides(out)
+    nb, bmeta = _meta_strides(batch, [sa[:-2], sb[:-2], so[:-2]])
+    grid = ((N + _TILE - 1) // _TILE, (M + _TILE - 1) // _TILE, min(nbatch, 65535))
+    i64 = np.int64
+    _launch_grid("gemm", f"matmul_{_sfx(a.dtype)}", grid, (256,),
+                 (a, b, out, i64(M), i64(N), i64(K), i64(sa[-2]), i64(sa[-1]), i64(sb[-2]),
+                  i64(sb[-1]), i64(so[-2]), i64(so[-1]), i64(nbatch), nb, bmeta))
+    return out
+
+
+# ------------------------------------------------------------------ indexing
+_NO_ERROR = np.iinfo(np.int64).max  # err[0] until a kernel flags a bad position
+
+
+def _error_word():
+    return _to_device(np.array([_NO_ERROR], np.int64))  # exact: fill_ goes through a double
+
+
+def _flagged(err):
+    """The position a kernel flagged in err, or None."""
+    pos = int(_to_host(err)[0])
+    return None if pos == _NO_ERROR else pos
+
+
+def _bad_index(op, index, pos, dim, size):
+    value = int(_to_host(index).reshape(-1)[pos])
+    return IndexError(f"{op}: index {value} is out of bounds for dimension {dim} with size {size}")
+
+
+def _as_index(idx, op):
+    if idx.dtype == np.int64:
+        return idx
+    if idx.dtype != np.int32:
+        raise TypeError(f"{op}: indices must be int64 or int32, got {idx.dtype}")
+    return cast(idx, np.int64)
+
+
+def _check_indices(op, stacked, sizes, dims, wrap):
+    """Validate k stacked index arrays (k, *B), indexing `dims` of the given sizes,
+    before anything is written."""
+    n = _numel(stacked.shape)
+    if n == 0:
+        return
+    per = n // len(sizes)
+    err = _error_word()
+    ndim, meta = _meta(stacked.shape, (stacked,))
+    _launch("index", "check_index", n, (stacked, np.int64(n), ndim, meta,
+                                        _to_device(np.array(sizes, np.int64)), np.int64(per),
+                                        np.int32(bool(wrap)), err))
+    pos = _flagged(err)
+    if pos is not None:
+        raise _bad_index(op, stacked, pos, dims[pos // per], sizes[pos // per])
+
+
+def _as_1d(a):
+    return a.reshape(1) if a.ndim == 0 else a
+
+
+def _dim_meta(index, other, target, dim):
+    """Metadata over index's shape: strides of index, `other` and `target` with the
+    indexed dim's stride zeroed (its offset comes from the index value)."""
+    ts = _estrides(target)
+    ts[dim] = 0
+    return _meta_strides(index.shape, [_estrides(index), _estrides(other), ts])
+
+
+def gather(x, dim, index):
+    out = _empty(index.shape, x.dtype)
+    xa, ia, oa = _as_1d(x), _as_1d(_as_index(index, "gather")), _as_1d(out)
+    if ia.ndim != xa.ndim or any(i > s for d, (i, s) in enumerate(zip(ia.shape, xa.shape))
+                                 if d != dim):
+        raise ValueError(f"gather: index {index.shape} does not fit input {x.shape} "
+                         f"along dims other than {dim}")
+    n = _numel(ia.shape)
+    if n:
+        err = _error_word()
+        ndim, meta = _dim_meta(ia, oa, xa, dim)
+        _launch("index", f"gather_{_sfx(x.dtype, 'gather')}", n,
+                (xa, ia, oa, np.int64(n), ndim, meta, np.int64(xa.shape[dim]),
+                 _estride(xa, dim), err))
+        pos = _flagged(err)
+        if pos is not None:
+            raise _bad_index("gather", ia, pos, dim, xa.shape[dim])
+    return out
+
+
+def scatter_add_(out, dim, index, src):
+    if out.dtype != src.dtype:
+        raise TypeError(f"scatter_add: src dtype {src.dtype} does not match out dtype {out.dtype}")
+    if out.dtype == np.bool_:
+        raise TypeError("scatter_add: bool tensors are not supported on cuda")
+    oa, ia, sa = _as_1d(out), _as_1d(_as_index(index, "scatter_add")), _as_1d(src)
+    n = _numel(ia.shape)
+    if n == 0:
+        return out
+    _check_indices("scatter_add", ia, [oa.shape[dim]], [dim], False)
+    ndim, meta = _dim_meta(ia, sa, oa, dim)
+    _launch("index", f"scatter_add_{_sfx(out.dtype)}", n,
+            (oa, ia, sa, np.int64(n), ndim, meta, _estride(oa, dim)))
+    return out
+
+
+def _stack(indices, op):
+    """The k index arrays (one shape B) as one contiguous int64 (k, *B) array."""
+    shape = indices[0].shape
+    stacked = _empty((len(indices),) + shape, np.int64)
+    for j, idx in enumerate(indices):
+        if idx.shape != shape:
+            raise ValueError(f"{op}: index arrays have different shapes {shape} and {idx.shape}")
+        copy_into(stacked[j], _as_index(idx, op))
+    return stacked
+
+
+def _advanced(op, t, indices, other, other_b, other_t):
+    """Shared launch setup of index_gather/index_put: t is the indexed tensor, `other`
+    the operand laid out as B + t.shape[k:] (strides other_b over B, other_t over T)."""
+    k = len(indices)
+    if k > t.ndim:
+        raise IndexError(f"{op}: too many indices ({k}) for a tensor of {t.ndim} dimensions")
+    stacked = _stack(indices, op)
+    B, T = stacked.shape[1:], t.shape[k:]
+    nB, tn = _numel(B), _numel(T)
+    if nB == 0:
+        return None
+    _check_indices(op, stacked, list(t.shape[:k]), list(range(k)), True)
+    if tn == 0:
+        return None
+    ts = _estrides(t)
+    ks = _to_device(np.array(list(t.shape[:k]) + ts[:k], np.int64))
+    nbd, bmeta = _meta_strides(B, [other_b])
+    ntd, tmeta = _meta_strides(T, [ts[k:], other_t])
+    return (stacked, np.int64(nB), np.int64(tn), np.int32(k), ks, nbd, bmeta, ntd, tmeta), nB * tn
+
+
+def index_gather(x, indices):
+    out = _empty(indices[0].shape + x.shape[len(indices):], x.dtype)
+    nb = len(indices[0].shape)
+    os_ = _estrides(out)
+    plan = _advanced("index_gather", x, indices, out, os_[:nb], os_[nb:])
+    if plan is not None:
+        (stacked, *rest), n = plan
+        _launch("index", f"index_gather_{_sfx(x.dtype, 'index_gather')}", n,
+                (x, stacked, out, *rest))
+    return out
+
+
+def index_put_(dst, indices, src, accumulate):
+    if dst.dtype != src.dtype:
+        raise TypeError(f"index_put: src dtype {src.dtype} does not match dst dtype {dst.dtype}")
+    if accumulate and dst.dtype == np.bool_:
+        raise TypeError("index_put: accumulating into bool tensors is not supported on cuda")
+    B = indices[0].shape if indices else ()
+    full_shape = tuple(B) + dst.shape[len(indices):]
+    try:
+        src = _expand(src, full_shape)
+    except ValueError:
+        raise ValueError(f"index_put: src {src.shape} cannot be broadcast to {full_shape}") from None
+    ss = _estrides(src)
+    plan = _advanced("index_put", dst, indices, src, ss[:len(B)], ss[len(B):])
+    if plan is not None:
+        (stacked, *rest), n = plan
+        _launch("index", f"index_put_{_sfx(dst.dtype, 'index_put')}", n,
+                (dst, stacked, src, *rest, np.int32(bool(accumulate))))
+    return dst
+
+
+def nonzero(mask):
+    n = _numel(mask.shape)
+    flags = cast(cast(mask, np.bool_), np.int64).reshape(-1) if n else None
+    if n:
+        csum = cumsum(flags, 0)
+        count = int(_to_host(csum[-1:])[0])
+    else:
+        count = 0
+    out = _empty((count, mask.ndim), np.int64)
+    if count and mask.ndim:
+        _launch("index", "nonzero_write", n, (flags, csum, out, np.int64(n), np.int32(mask.ndim),
+                                              _to_device(np.array(mask.shape, np.int64))))
+    return out
+
+
+def _sorted_along(op, x, dim, k, descending):
+    shape = list(x.shape)
+    if x.ndim:
+        shape[dim] = k
+    values = _empty(tuple(shape), x.dtype)
+    indices = _empty(tuple(shape), np.int64)
+    xa, d = _along(x, dim)
+    va, ia = _along(values, dim)[0], _along(indices, dim)[0]
+    n = xa.shape[d]
+    nlines, nk, kmeta = _lines(xa, d, (va, ia))
+    if nlines == 0 or k == 0:
+        return values, indices
+    P = 1
+    while P < n:
+        P *= 2
+    blocks = min(nlines, _MAX_LINES)
+    sv, si = _empty((blocks, P), x.dtype), _empty((blocks, P), np.int64)
+    i64 = np.int64
+    _launch_grid("index", f"sort_{_sfx(x.dtype, op)}", (blocks,), (_line_block(P // 2),),
+                 (xa, va, ia, sv, si, i64(nlines), i64(n), i64(P), i64(k), _estride(xa, d),
+                  _estride(va, d), _estride(ia, d), nk, kmeta, np.int32(bool(descending))))
+    return values, indices
+
+
+def sort(x, dim, descending):
+    return _sorted_along("sort", x, dim, x.shape[dim] if x.ndim else 1, descending)
+
+
+def topk(x, k, dim, largest):
+    n = x.shape[dim] if x.ndim else 1
+    if k < 0:
+        raise ValueError(f"topk: k ({k}) must be >= 0")
+    if k > n:
+        raise ValueError(f"topk: k ({k}) is larger than dimension size ({n})")
+    return _sorted_along("topk", x, dim, k, largest)
+
+
+def one_hot(index, num_classes, dtype):
+    out = _empty(index.shape + (num_classes,), dtype)
+    index = _as_index(index, "one_hot")
+    n = _numel(index.shape)
+    if n:
+        err = _error_word()
+        os_ = _estrides(out)
+        ndim, meta = _meta_strides(index.shape, [_estrides(index), os_[:-1]])
+        _launch("index", f"one_hot_{_sfx(dtype, 'one_hot')}", n,
+                (index, out, np.int64(n), ndim, meta, np.int64(num_classes), np.int64(os_[-1]),
+                 err))
+        pos = _flagged(err)
+        if pos is not None:
+            c = int(_to_host(index).reshape(-1)[pos])
+            raise IndexError(f"one_hot: class index {c} out of range [0, {num_classes})")
     return out
 
 
