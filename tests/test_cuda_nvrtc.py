@@ -59,7 +59,7 @@ def nvrtc_compile(source, name, arch):
 
 
 def test_every_family_has_a_kernel_file():
-    assert set(FAMILIES) == {"elementwise", "reduce", "gemm", "index"}
+    assert set(FAMILIES) >= {"elementwise", "reduce", "gemm", "index"}
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -210,3 +210,15 @@ def test_cuda_without_gpu_or_emulation_says_what_to_do():
     assert r.returncode == 0, r.stderr
     assert "device 'cuda:0' is not available: CuPy is not installed" in r.stdout
     assert 'pip install "genesis-autograd[cuda]"' in r.stdout and "GENESIS_CUDA_EMULATE=1" in r.stdout
+
+
+def test_backend_interface_matches_cpu():
+    """Needle's rule: every device backend has the cpu backend's functions and signatures."""
+    import inspect
+    from genesis.backend import cpu
+    from genesis.backend.cuda import backend as cuda
+
+    def public(m):
+        return {n: inspect.signature(f) for n, f in vars(m).items()
+                if inspect.isfunction(f) and not n.startswith("_") and f.__module__ == m.__name__}
+    assert public(cuda) == public(cpu)

@@ -73,8 +73,7 @@ else:
 
     def _load(family):
         src = (KERNEL_DIR / f"{family}.cu").read_text()
-        return cupy.RawModule(code=src, options=("-std=c++17", f"-I{KERNEL_DIR}"),
-                              name=f"{family}.cu")
+        return cupy.RawModule(code=src, options=("-std=c++17", f"-I{KERNEL_DIR}"))
 
 
 _MODULES = {}
