@@ -304,6 +304,16 @@ def test_thread_orders():
         E.set_thread_order("sideways")
 
 
+def test_thread_order_from_the_environment():
+    import os
+    import subprocess
+    import sys
+    code = "from genesis.backend.cuda import emulator as E; print(E.get_thread_order())"
+    env = dict(os.environ, GENESIS_CUDA_EMULATE_ORDER="random:5")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.stdout.strip() == "('random', 5)", r.stderr
+
+
 # ------------------------------------------------------------------ the proof
 TILED = r"""
 #define TILE 16

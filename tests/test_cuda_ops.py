@@ -145,6 +145,8 @@ def test_large_shapes_match_cpu(case):
 
 # ------------------------------------------------------------------ devices
 def test_device_round_trip_and_creation():
+    assert G.cuda.is_available() and G.cuda.device_count() >= 1
+    assert G.cuda.is_emulated() == (os.environ["GENESIS_CUDA_EMULATE"] != "0")
     x = G.arange(6, device="cuda").reshape(2, 3)
     assert x.device == G.device("cuda:0") and x.is_cuda
     assert x.cpu().tolist() == [[0, 1, 2], [3, 4, 5]]
@@ -222,3 +224,33 @@ def test_backend_interface_matches_cpu():
         return {n: inspect.signature(f) for n, f in vars(m).items()
                 if inspect.isfunction(f) and not n.startswith("_") and f.__module__ == m.__name__}
     assert public(cuda) == public(cpu)
+
+
+@pytest.mark.parametrize("dtype", [G.int32, G.bool, G.float32], ids=str)
+@pytest.mark.parametrize("case", [
+    ("add", lambda t: t + t), ("mul_T", lambda t: t * t.T), ("eq", lambda t: t == t.flip(0)),
+    ("max", lambda t: G.maximum(t, t.T)), ("where", lambda t: G.where(t > 0, t, t.T)),
+    ("sum", lambda t: t.sum(0)), ("amax", lambda t: t.amax(1)), ("argmin", lambda t: t.argmin(0)),
+    ("cumsum", lambda t: t.cumsum(1)), ("sort", lambda t: G.sort(t, 1)[1]),
+    ("gather", lambda t: G.gather(t, 0, G.tensor([[2, 0, 1, 1]], device=t.device))),
+    ("getitem", lambda t: t[G.tensor([3, 0])]), ("mask", lambda t: t[t > 0]),
+    ("setitem", lambda t: _assign(t)), ("nonzero", lambda t: G.nonzero(t)),
+    ("cast", lambda t: t.to(G.float64).to(t.dtype).to(G.int64)),
+], ids=lambda c: c[0])
+def test_other_dtypes_match_cpu(dtype, case):
+    """int32, bool and float32 through the kernels the catalog runs in int64/float64."""
+    _, fn = case
+    a = np.random.default_rng(5).integers(-3, 4, (4, 4))
+    try:
+        expected = fn(G.tensor(a).to(dtype))
+    except (TypeError, RuntimeError, ValueError) as e:  # not defined for this dtype on the cpu
+        with pytest.raises(type(e)):
+            fn(G.tensor(a, device="cuda").to(dtype))
+        return
+    _same(fn(G.tensor(a, device="cuda").to(dtype)), expected, "float32", 1e-6)
+
+
+def _assign(t):
+    t = t.clone()
+    t[G.tensor([1, 2]), G.tensor([0, 3])] = t[0, 0]
+    return t

@@ -7,9 +7,11 @@ the kernels as (shape, strides) metadata, so broadcasts, transposes and slices c
 no copy.  Importing this module raises RuntimeError, saying what to install or set,
 when neither a usable GPU with CuPy nor GENESIS_CUDA_EMULATE=1 is there.
 """
+import functools
+
 import numpy as np
 
-from ._device import EMULATED, array_type, empty as _empty, kernel as _kernel, launch as _launch
+from ._device import array_type, empty as _empty, launch as _launch
 from ._device import launch_grid as _launch_grid, to_device as _to_device, to_host as _to_host
 from ._device import xp as _xp
 from ... import _C
@@ -20,6 +22,7 @@ name = "cuda"
 # Op codes shared with the CPU kernels (the .cu enums follow csrc/elementwise.h).
 _U = _C.UNARY_OPS
 _B = _C.BINARY_OPS
+_R = _C.REDUCE_OPS
 
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64", np.dtype(np.int32): "i32",
            np.dtype(np.int64): "i64", np.dtype(np.bool_): "b8"}
@@ -59,8 +62,14 @@ def _meta_strides(shape, strides):
             dims.append((n, st))
     if not dims:
         dims = [(1, [0] * len(strides))]
-    flat = [n for n, _ in dims] + [st[k] for k in range(len(strides)) for _, st in dims]
-    return np.int32(len(dims)), _to_device(np.array(flat, np.int64))
+    flat = tuple(n for n, _ in dims) + tuple(st[k] for k in range(len(strides)) for _, st in dims)
+    return np.int32(len(dims)), _device_meta(flat)
+
+
+@functools.lru_cache(maxsize=4096)
+def _device_meta(flat):
+    """Metadata arrays are read-only for kernels, so one copy per layout is shared."""
+    return _to_device(np.array(flat, np.int64))
 
 
 def _numel(shape):
@@ -305,9 +314,9 @@ def broadcast_arrays(*arrays):
 
 
 # ------------------------------------------------------------------ reductions
-_R = _C.REDUCE_OPS
 _SMALL_REDUCTION = 8     # at most this many elements per output ...
 _MANY_OUTPUTS = 1024     # ... and at least this many outputs: one thread per output
+_MAX_LINES = 4096        # blocks of the one-block-per-line kernels; they loop over the rest
 
 
 def _line_block(n):
@@ -341,9 +350,6 @@ def reduce(op, x, dims, keepdim, dtype=None):
     if not keepdim:
         out = reshape(out, [s for d, s in enumerate(x.shape) if d not in dims])
     return out
-
-
-_MAX_LINES = 4096  # blocks of the one-block-per-line kernels; they loop over the rest
 
 
 def _lines(x, dim, outs):

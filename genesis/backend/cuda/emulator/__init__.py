@@ -33,6 +33,7 @@ import signal
 import struct
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -192,6 +193,7 @@ class _Runtime:
         self.top = 0
         self.free = {}
         self.pid = None
+        self.lock = threading.Lock()  # one request on the pipes at a time
         self.generation = 0      # bumped when a module is loaded
         self.worker_generation = -1
 
@@ -255,6 +257,10 @@ class _Runtime:
         return f"exit status {os.WEXITSTATUS(status)}"
 
     def launch(self, name, request, timeout):
+        with self.lock:
+            return self._launch(name, request, timeout)
+
+    def _launch(self, name, request, timeout):
         if self.pid is None or self.worker_generation != self.generation:
             self._spawn()
         os.write(self.req, request)
