@@ -13,10 +13,12 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -87,7 +89,9 @@ std::string shape_str(const View& v) {
   return s + (v.ndim == 1 ? ",)" : ")");
 }
 
-[[noreturn]] void bad(const std::string& msg) { throw std::invalid_argument("cross_entropy: " + msg); }
+[[noreturn]] void bad(const std::string& msg) {
+  throw std::invalid_argument("cross_entropy: " + msg);
+}
 
 void expect_shape(const View& v, const char* name, std::initializer_list<int64_t> shape) {
   bool ok = v.ndim == static_cast<int>(shape.size());
@@ -268,7 +272,9 @@ void ce_forward(const Problem& p, const View& x, const View& target, const std::
             wzs[j] += W[c] * z;
           });
         } else {
-          by_lanes<Ln>(C, [&](int64_t c, int j) { sums[j] += exp_le0(row[Unit ? c : c * st] - m); });
+          by_lanes<Ln>(C, [&](int64_t c, int j) {
+            sums[j] += exp_le0(row[Unit ? c : c * st] - m);
+          });
         }
         const T sum = lane_total(sums), wz = lane_total(wzs);
         const T log_sum = std::log(sum);
