@@ -5,14 +5,20 @@
 #include <pybind11/stl.h>
 #include <omp.h>
 
+#include <array>
 #include <cmath>
 #include <string>
 #include <vector>
 
+#include "conv.h"
+#include "dropout.h"
 #include "elementwise.h"
 #include "gemm.h"
 #include "index.h"
 #include "loss.h"
+#include "norm.h"
+#include "optim.h"
+#include "pool.h"
 #include "reduce.h"
 
 namespace py = pybind11;
@@ -292,69 +298,299 @@ PYBIND11_MODULE(_C, m) {
     one_hot(vi, vo);
   });
 
-  // ---- losses
-  // An optional array argument (None or array) as a View pointer.
-  struct Optional {
-    static const View* of(const py::object& obj, View& storage, bool writable = false) {
-      if (obj.is_none()) return nullptr;
-      storage = view_of(obj.cast<py::array>(), writable);
-      return &storage;
+  // ---- norm and dropout
+  // An optional array argument (None on the Python side) as a nullable View.
+  struct OptView {
+    View v;
+    bool present = false;
+    OptView(const std::optional<py::array>& a, bool writable) {
+      if (a) {
+        v = view_of(*a, writable);
+        present = true;
+      }
     }
+    const View* get() const { return present ? &v : nullptr; }
   };
-  m.def("check_labels", [](const py::array& labels, int64_t n, const py::object& ignore,
+  using OptArray = std::optional<py::array>;
+  m.def("batch_norm", [](const py::array& x, const OptArray& weight, const OptArray& bias,
+                         const OptArray& running_mean, const OptArray& running_var, bool training,
+                         double momentum, double eps, const py::array& out,
+                         const py::array& save_mean, const py::array& save_invstd) {
+    auto vx = view_of(x), vo = out_of(out), vm = out_of(save_mean), vi = out_of(save_invstd);
+    OptView w(weight, false), b(bias, false), rm(running_mean, true), rv(running_var, true);
+    MaybeRelease r(numel(vx));
+    DISPATCH(batch_norm_forward, vx, w.get(), b.get(), rm.get(), rv.get(), training, momentum,
+             eps, vo, vm, vi);
+  });
+  m.def("batch_norm_backward", [](const py::array& grad, const py::array& x, const OptArray& weight,
+                                  const py::array& save_mean, const py::array& save_invstd,
+                                  bool training, const OptArray& grad_input,
+                                  const OptArray& grad_weight, const OptArray& grad_bias) {
+    auto vg = view_of(grad), vx = view_of(x), vm = view_of(save_mean), vi = view_of(save_invstd);
+    OptView w(weight, false), gi(grad_input, true), gw(grad_weight, true), gb(grad_bias, true);
+    MaybeRelease r(numel(vx));
+    DISPATCH(batch_norm_backward, vg, vx, w.get(), vm, vi, training, gi.get(), gw.get(), gb.get());
+  });
+  m.def("layer_norm", [](const py::array& x, int norm_ndim, const OptArray& weight,
+                         const OptArray& bias, double eps, const py::array& out,
+                         const py::array& mean, const py::array& rstd) {
+    auto vx = view_of(x), vo = out_of(out), vm = out_of(mean), vr = out_of(rstd);
+    OptView w(weight, false), b(bias, false);
+    MaybeRelease r(numel(vx));
+    DISPATCH(layer_norm_forward, vx, norm_ndim, w.get(), b.get(), eps, vo, vm, vr);
+  });
+  m.def("layer_norm_backward", [](const py::array& grad, const py::array& x, int norm_ndim,
+                                  const py::array& mean, const py::array& rstd,
+                                  const OptArray& weight, const OptArray& grad_input,
+                                  const OptArray& grad_weight, const OptArray& grad_bias) {
+    auto vg = view_of(grad), vx = view_of(x), vm = view_of(mean), vr = view_of(rstd);
+    OptView w(weight, false), gi(grad_input, true), gw(grad_weight, true), gb(grad_bias, true);
+    MaybeRelease r(numel(vx));
+    DISPATCH(layer_norm_backward, vg, vx, norm_ndim, vm, vr, w.get(), gi.get(), gw.get(), gb.get());
+  });
+  m.def("group_norm", [](const py::array& x, int64_t num_groups, const OptArray& weight,
+                         const OptArray& bias, double eps, const py::array& out,
+                         const py::array& mean, const py::array& rstd) {
+    auto vx = view_of(x), vo = out_of(out), vm = out_of(mean), vr = out_of(rstd);
+    OptView w(weight, false), b(bias, false);
+    MaybeRelease r(numel(vx));
+    DISPATCH(group_norm_forward, vx, num_groups, w.get(), b.get(), eps, vo, vm, vr);
+  });
+  m.def("group_norm_backward", [](const py::array& grad, const py::array& x, int64_t num_groups,
+                                  const py::array& mean, const py::array& rstd,
+                                  const OptArray& weight, const OptArray& grad_input,
+                                  const OptArray& grad_weight, const OptArray& grad_bias) {
+    auto vg = view_of(grad), vx = view_of(x), vm = view_of(mean), vr = view_of(rstd);
+    OptView w(weight, false), gi(grad_input, true), gw(grad_weight, true), gb(grad_bias, true);
+    MaybeRelease r(numel(vx));
+    DISPATCH(group_norm_backward, vg, vx, num_groups, vm, vr, w.get(), gi.get(), gw.get(),
+             gb.get());
+  });
+  m.def("dropout", [](const py::array& x, const py::array& u, double p, const py::array& out,
+                      const py::array& mask) {
+    auto vx = view_of(x), vu = view_of(u), vo = out_of(out), vm = out_of(mask);
+    MaybeRelease r(numel(vx));
+    DISPATCH(dropout, vx, vu, p, vo, vm);
+  });
+  // ---- conv and pool
+  {
+    using Pair = std::array<int64_t, 2>;
+    auto conv_params = [](const Pair& stride, const std::array<int64_t, 4>& padding,
+                          const Pair& dilation, int64_t groups) {
+      ConvParams p;
+      for (int i = 0; i < 2; ++i) {
+        p.stride[i] = stride[i];
+        p.dilation[i] = dilation[i];
+      }
+      for (int i = 0; i < 4; ++i) p.pad[i] = padding[i];
+      p.groups = groups;
+      return p;
+    };
+    auto pool_params = [](const Pair& kernel, const Pair& stride, const Pair& padding,
+                          const Pair& dilation) {
+      PoolParams p;
+      for (int i = 0; i < 2; ++i) {
+        p.kernel[i] = kernel[i];
+        p.stride[i] = stride[i];
+        p.pad[i] = padding[i];
+        p.dilation[i] = dilation[i];
+      }
+      return p;
+    };
+    m.def("conv2d", [conv_params](const py::array& x, const py::array& w, const py::object& bias,
+                                  const py::array& out, const Pair& stride,
+                                  const std::array<int64_t, 4>& padding, const Pair& dilation,
+                                  int64_t groups) {
+      auto vx = view_of(x), vw = view_of(w), vo = out_of(out);
+      py::array ba;  // keeps a converted bias alive while the kernel reads it
+      View vb;
+      if (!bias.is_none()) vb = view_of(ba = bias.cast<py::array>());
+      const auto p = conv_params(stride, padding, dilation, groups);
+      MaybeRelease r(numel(vo) * numel(vw));
+      DISPATCH(conv2d, vx, vw, bias.is_none() ? nullptr : &vb, vo, p);
+    }, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("out"), py::arg("stride"),
+       py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+       "out = conv2d(x, weight) + bias; padding is (top, bottom, left, right).");
+    m.def("conv2d_input_grad", [conv_params](const py::array& gy, const py::array& w,
+                                             const py::object& bias, const py::array& gx,
+                                             const Pair& stride,
+                                             const std::array<int64_t, 4>& padding,
+                                             const Pair& dilation, int64_t groups) {
+      auto vg = view_of(gy), vw = view_of(w), vo = out_of(gx);
+      py::array ba;  // keeps a converted bias alive while the kernel reads it
+      View vb;
+      if (!bias.is_none()) vb = view_of(ba = bias.cast<py::array>());
+      const auto p = conv_params(stride, padding, dilation, groups);
+      MaybeRelease r(numel(vg) * numel(vw));
+      DISPATCH(conv2d_input_grad, vg, vw, bias.is_none() ? nullptr : &vb, vo, p);
+    }, py::arg("grad"), py::arg("weight"), py::arg("bias"), py::arg("out"), py::arg("stride"),
+       py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+       "out = conv2d's input gradient for grad (+ bias): conv_transpose2d.");
+    m.def("conv2d_weight_grad", [conv_params](const py::array& x, const py::array& gy,
+                                              const py::array& gw, const Pair& stride,
+                                              const std::array<int64_t, 4>& padding,
+                                              const Pair& dilation, int64_t groups) {
+      auto vx = view_of(x), vg = view_of(gy), vo = out_of(gw);
+      const auto p = conv_params(stride, padding, dilation, groups);
+      MaybeRelease r(numel(vg) * numel(vo));
+      DISPATCH(conv2d_weight_grad, vx, vg, vo, p);
+    }, py::arg("x"), py::arg("grad"), py::arg("out"), py::arg("stride"), py::arg("padding"),
+       py::arg("dilation"), py::arg("groups"), "out = conv2d's weight gradient.");
+    m.def("max_pool2d", [pool_params](const py::array& x, const py::array& out,
+                                      const py::array& indices, const Pair& kernel,
+                                      const Pair& stride, const Pair& padding,
+                                      const Pair& dilation) {
+      auto vx = view_of(x), vo = out_of(out), vi = out_of(indices);
+      const auto p = pool_params(kernel, stride, padding, dilation);
+      MaybeRelease r(numel(vo) * p.kernel[0] * p.kernel[1]);
+      max_pool2d(vx, vo, vi, p);
+    });
+    m.def("max_pool2d_backward", [](const py::array& gy, const py::array& indices,
+                                    const py::array& gx) {
+      auto vg = view_of(gy), vi = view_of(indices), vo = out_of(gx);
+      MaybeRelease r(numel(vo) + numel(vg));
+      max_pool2d_backward(vg, vi, vo);
+    });
+    m.def("avg_pool2d", [pool_params](const py::array& x, const py::array& out, const Pair& kernel,
+                                      const Pair& stride, const Pair& padding,
+                                      bool count_include_pad, int64_t divisor_override) {
+      auto vx = view_of(x), vo = out_of(out);
+      const auto p = pool_params(kernel, stride, padding, {1, 1});
+      MaybeRelease r(numel(vo) * p.kernel[0] * p.kernel[1]);
+      avg_pool2d(vx, vo, p, count_include_pad, divisor_override);
+    });
+    m.def("avg_pool2d_backward", [pool_params](const py::array& gy, const py::array& gx,
+                                               const Pair& kernel, const Pair& stride,
+                                               const Pair& padding, bool count_include_pad,
+                                               int64_t divisor_override) {
+      auto vg = view_of(gy), vo = out_of(gx);
+      const auto p = pool_params(kernel, stride, padding, {1, 1});
+      MaybeRelease r(numel(vg) * p.kernel[0] * p.kernel[1]);
+      avg_pool2d_backward(vg, vo, p, count_include_pad, divisor_override);
+    });
+    m.def("adaptive_avg_pool2d", [](const py::array& x, const py::array& out) {
+      auto vx = view_of(x), vo = out_of(out);
+      MaybeRelease r(numel(vx) + numel(vo));
+      adaptive_avg_pool2d(vx, vo);
+    });
+    m.def("adaptive_avg_pool2d_backward", [](const py::array& gy, const py::array& gx) {
+      auto vg = view_of(gy), vo = out_of(gx);
+      MaybeRelease r(numel(vg) + numel(vo));
+      adaptive_avg_pool2d_backward(vg, vo);
+    });
+  }
+  // ------------------------------------------------------------ optimizer updates
+  // In place on contiguous arrays; None for a buffer the variant does not use.
+  using OptArray = std::optional<py::array>;
+  auto opt_view = [](const OptArray& a, View& storage) -> const View* {
+    if (!a) return nullptr;
+    storage = out_of(*a);
+    return &storage;
+  };
+  m.def("sgd_update", [opt_view](const py::array& param, const py::array& grad,
+                                 const OptArray& momentum_buffer, double lr, double momentum,
+                                 double dampening, double weight_decay, bool nesterov,
+                                 bool maximize, bool init_buffer) {
+    auto vp = out_of(param), vg = view_of(grad);
+    View vb;
+    const View* b = opt_view(momentum_buffer, vb);
+    SgdArgs args{lr, momentum, dampening, weight_decay, nesterov, maximize, init_buffer};
+    MaybeRelease r(numel(vp));
+    DISPATCH(sgd_update, vp, vg, b, args);
+  }, py::arg("param"), py::arg("grad"), py::arg("momentum_buffer"), py::arg("lr"),
+     py::arg("momentum"), py::arg("dampening"), py::arg("weight_decay"), py::arg("nesterov"),
+     py::arg("maximize"), py::arg("init_buffer"));
+  m.def("adam_update", [opt_view](const py::array& param, const py::array& grad,
+                                  const py::array& exp_avg, const py::array& exp_avg_sq,
+                                  const OptArray& max_exp_avg_sq, const py::array& step,
+                                  double lr, double beta1, double beta2, double eps,
+                                  double weight_decay, bool decoupled_weight_decay,
+                                  bool maximize) {
+    auto vp = out_of(param), vg = view_of(grad), vm = out_of(exp_avg), vv = out_of(exp_avg_sq),
+         vs = out_of(step);
+    View vx;
+    const View* x = opt_view(max_exp_avg_sq, vx);
+    AdamArgs args{lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize};
+    MaybeRelease r(numel(vp));
+    DISPATCH(adam_update, vp, vg, vm, vv, x, vs, args);
+  }, py::arg("param"), py::arg("grad"), py::arg("exp_avg"), py::arg("exp_avg_sq"),
+     py::arg("max_exp_avg_sq"), py::arg("step"), py::arg("lr"), py::arg("beta1"),
+     py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
+     py::arg("decoupled_weight_decay"), py::arg("maximize"));
+  m.def("rmsprop_update", [opt_view](const py::array& param, const py::array& grad,
+                                     const py::array& square_avg, const OptArray& grad_avg,
+                                     const OptArray& momentum_buffer, const py::array& step,
+                                     double lr, double alpha, double eps, double weight_decay,
+                                     double momentum, bool maximize) {
+    auto vp = out_of(param), vg = view_of(grad), vq = out_of(square_avg), vs = out_of(step);
+    View va, vb;
+    const View* a = opt_view(grad_avg, va);
+    const View* b = opt_view(momentum_buffer, vb);
+    RmspropArgs args{lr, alpha, eps, weight_decay, momentum, maximize};
+    MaybeRelease r(numel(vp));
+    DISPATCH(rmsprop_update, vp, vg, vq, a, b, vs, args);
+  }, py::arg("param"), py::arg("grad"), py::arg("square_avg"), py::arg("grad_avg"),
+     py::arg("momentum_buffer"), py::arg("step"), py::arg("lr"), py::arg("alpha"),
+     py::arg("eps"), py::arg("weight_decay"), py::arg("momentum"), py::arg("maximize"));
+  m.def("adagrad_update", [](const py::array& param, const py::array& grad,
+                             const py::array& state_sum, const py::array& step, double lr,
+                             double lr_decay, double weight_decay, double eps, bool maximize) {
+    auto vp = out_of(param), vg = view_of(grad), vq = out_of(state_sum), vs = out_of(step);
+    AdagradArgs args{lr, lr_decay, weight_decay, eps, maximize};
+    MaybeRelease r(numel(vp));
+    DISPATCH(adagrad_update, vp, vg, vq, vs, args);
+  }, py::arg("param"), py::arg("grad"), py::arg("state_sum"), py::arg("step"), py::arg("lr"),
+     py::arg("lr_decay"), py::arg("weight_decay"), py::arg("eps"), py::arg("maximize"));
+
+  // ---- losses
+  m.def("check_labels", [](const py::array& labels, int64_t n, std::optional<int64_t> ignore,
                            const std::string& what, const std::string& bound) {
     auto vl = view_of(labels);
-    const bool has_ignore = !ignore.is_none();
-    const int64_t ig = has_ignore ? ignore.cast<int64_t>() : 0;
-    DISPATCH(check_labels, vl, n, has_ignore, ig, what, bound);
+    DISPATCH(check_labels, vl, n, ignore.has_value(), ignore.value_or(0), what, bound);
   });
-  m.def("cross_entropy", [](const py::array& x, const py::array& target, const py::object& weight,
+  m.def("cross_entropy", [](const py::array& x, const py::array& target, const OptArray& weight,
                             int64_t ignore_index, double label_smoothing, int reduction,
                             const py::array& out, const py::array& lse, const py::array& total) {
-    View wv;
     auto vx = view_of(x), vt = view_of(target), vo = out_of(out), vl = out_of(lse),
          vtw = out_of(total);
-    const View* w = Optional::of(weight, wv);
+    OptView w(weight, false);
     MaybeRelease r(numel(vx));
-    DISPATCH(cross_entropy, vx, vt, w, ignore_index, label_smoothing, reduction, vo, vl, vtw);
+    DISPATCH(cross_entropy, vx, vt, w.get(), ignore_index, label_smoothing, reduction, vo, vl,
+             vtw);
   });
   m.def("cross_entropy_backward", [](const py::array& x, const py::array& target,
-                                     const py::object& weight, int64_t ignore_index,
+                                     const OptArray& weight, int64_t ignore_index,
                                      double label_smoothing, int reduction, const py::array& lse,
                                      const py::array& total, const py::array& grad,
                                      const py::array& grad_input) {
-    View wv;
     auto vx = view_of(x), vt = view_of(target), vl = view_of(lse), vtw = view_of(total),
          vg = view_of(grad), vgi = out_of(grad_input);
-    const View* w = Optional::of(weight, wv);
+    OptView w(weight, false);
     MaybeRelease r(numel(vx));
-    DISPATCH(cross_entropy_backward, vx, vt, w, ignore_index, label_smoothing, reduction, vl, vtw,
-             vg, vgi);
+    DISPATCH(cross_entropy_backward, vx, vt, w.get(), ignore_index, label_smoothing, reduction, vl,
+             vtw, vg, vgi);
   });
   m.def("cross_entropy_prob", [](const py::array& x, const py::array& target,
-                                 const py::object& weight, double label_smoothing, int reduction,
+                                 const OptArray& weight, double label_smoothing, int reduction,
                                  const py::array& out, const py::array& lse,
                                  const py::array& total) {
-    View wv;
     auto vx = view_of(x), vt = view_of(target), vo = out_of(out), vl = out_of(lse),
          vtw = out_of(total);
-    const View* w = Optional::of(weight, wv);
+    OptView w(weight, false);
     MaybeRelease r(numel(vx));
-    DISPATCH(cross_entropy_prob, vx, vt, w, label_smoothing, reduction, vo, vl, vtw);
+    DISPATCH(cross_entropy_prob, vx, vt, w.get(), label_smoothing, reduction, vo, vl, vtw);
   });
   m.def("cross_entropy_prob_backward", [](const py::array& x, const py::array& target,
-                                          const py::object& weight, double label_smoothing,
+                                          const OptArray& weight, double label_smoothing,
                                           int reduction, const py::array& lse,
                                           const py::array& total, const py::array& grad,
                                           const py::array& grad_input,
-                                          const py::object& grad_target) {
-    View wv, gtv;
+                                          const OptArray& grad_target) {
     auto vx = view_of(x), vt = view_of(target), vl = view_of(lse), vtw = view_of(total),
          vg = view_of(grad), vgi = out_of(grad_input);
-    const View* w = Optional::of(weight, wv);
-    const View* gt = Optional::of(grad_target, gtv, true);
+    OptView w(weight, false), gt(grad_target, true);
     MaybeRelease r(numel(vx));
-    DISPATCH(cross_entropy_prob_backward, vx, vt, w, label_smoothing, reduction, vl, vtw, vg, vgi,
-             gt);
+    DISPATCH(cross_entropy_prob_backward, vx, vt, w.get(), label_smoothing, reduction, vl, vtw, vg,
+             vgi, gt.get());
   });
 }

@@ -265,6 +265,185 @@ def permutation(n, generator):
     return generator.permutation(n).astype(np.int64, copy=False)
 
 
+# ------------------------------------------------------------------ normalization and dropout
+# The kernels need contiguous inputs; per-channel vectors may be strided (running
+# statistics are updated in place in the caller's memory).  `output_mask` says which
+# of (grad_input, grad_weight, grad_bias) to compute; the others come back as None.
+def _grads_for(output_mask, x, param_shape):
+    return (np.empty(x.shape, x.dtype) if output_mask[0] else None,
+            np.empty(param_shape, x.dtype) if output_mask[1] else None,
+            np.empty(param_shape, x.dtype) if output_mask[2] else None)
+
+
+def batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps):
+    """Batch norm of x (N, C, *) -> (out, save_mean, save_invstd), each statistic (C,).
+    In training, given running statistics are updated in place."""
+    x = contiguous(x)
+    out = np.empty(x.shape, x.dtype)
+    mean, invstd = np.empty(x.shape[1], x.dtype), np.empty(x.shape[1], x.dtype)
+    _C.batch_norm(x, weight, bias, running_mean, running_var, bool(training), float(momentum),
+                  float(eps), out, mean, invstd)
+    return out, mean, invstd
+
+
+def batch_norm_backward(grad, x, weight, save_mean, save_invstd, training, output_mask):
+    """(grad_input, grad_weight, grad_bias) of batch_norm."""
+    grad, x = contiguous(grad), contiguous(x)
+    gi, gw, gb = _grads_for(output_mask, x, x.shape[1])
+    _C.batch_norm_backward(grad, x, weight, save_mean, save_invstd, bool(training), gi, gw, gb)
+    return gi, gw, gb
+
+
+def layer_norm(x, normalized_shape, weight, bias, eps):
+    """Layer norm over the trailing `normalized_shape` dims -> (out, mean, rstd), the
+    statistics shaped x.shape[:-k] + (1,) * k."""
+    x = contiguous(x)
+    k = len(normalized_shape)
+    stat_shape = x.shape[:x.ndim - k] + (1,) * k
+    out = np.empty(x.shape, x.dtype)
+    mean, rstd = np.empty(stat_shape, x.dtype), np.empty(stat_shape, x.dtype)
+    _C.layer_norm(x, k, None if weight is None else contiguous(weight),
+                  None if bias is None else contiguous(bias), float(eps), out, mean, rstd)
+    return out, mean, rstd
+
+
+def layer_norm_backward(grad, x, normalized_shape, mean, rstd, weight, output_mask):
+    """(grad_input, grad_weight, grad_bias) of layer_norm."""
+    grad, x = contiguous(grad), contiguous(x)
+    gi, gw, gb = _grads_for(output_mask, x, tuple(normalized_shape))
+    _C.layer_norm_backward(grad, x, len(normalized_shape), mean, rstd,
+                           None if weight is None else contiguous(weight), gi, gw, gb)
+    return gi, gw, gb
+
+
+def group_norm(x, num_groups, weight, bias, eps):
+    """Group norm of x (N, C, *) -> (out, mean, rstd), the statistics (N, num_groups)."""
+    x = contiguous(x)
+    out = np.empty(x.shape, x.dtype)
+    mean = np.empty((x.shape[0], num_groups), x.dtype)
+    rstd = np.empty((x.shape[0], num_groups), x.dtype)
+    _C.group_norm(x, int(num_groups), weight, bias, float(eps), out, mean, rstd)
+    return out, mean, rstd
+
+
+def group_norm_backward(grad, x, num_groups, mean, rstd, weight, output_mask):
+    """(grad_input, grad_weight, grad_bias) of group_norm."""
+    grad, x = contiguous(grad), contiguous(x)
+    gi, gw, gb = _grads_for(output_mask, x, x.shape[1])
+    _C.group_norm_backward(grad, x, int(num_groups), mean, rstd, weight, gi, gw, gb)
+    return gi, gw, gb
+
+
+def dropout(x, u, p):
+    """Dropout with uniform random numbers u -> (out, mask).  u's shape is x's leading
+    dims followed by 1s (x's shape for dropout, (N, C, 1, ...) for dropout2d);
+    mask = (u >= p) / (1 - p) has u's shape and out = x * mask."""
+    x = contiguous(x)
+    out = np.empty(x.shape, x.dtype)
+    mask = np.empty(u.shape, x.dtype)
+    _C.dropout(x, contiguous(u), float(p), out, mask)
+    return out, mask
+# ---- convolution and pooling
+# NCHW arrays.  The caller computes every output size; `padding` of the conv
+# functions is (top, bottom, left, right), the rest are (height, width) pairs.
+def conv2d(x, weight, bias, out_hw, stride, padding, dilation, groups):
+    out = np.empty((x.shape[0], weight.shape[0]) + tuple(out_hw), x.dtype)
+    _C.conv2d(x, weight, bias, out, stride, padding, dilation, groups)
+    return out
+
+
+def conv2d_input_grad(grad, weight, bias, input_hw, stride, padding, dilation, groups):
+    """conv2d's input gradient (+ bias per channel): conv_transpose2d's forward."""
+    out = np.empty((grad.shape[0], weight.shape[1] * groups) + tuple(input_hw), grad.dtype)
+    _C.conv2d_input_grad(grad, weight, bias, out, stride, padding, dilation, groups)
+    return out
+
+
+def conv2d_weight_grad(x, grad, weight_shape, stride, padding, dilation, groups):
+    out = np.empty(tuple(weight_shape), x.dtype)
+    _C.conv2d_weight_grad(x, grad, out, stride, padding, dilation, groups)
+    return out
+
+
+def max_pool2d(x, out_hw, kernel_size, stride, padding, dilation):
+    """(values, int64 indices of the maxima within each H*W plane)."""
+    shape = x.shape[:2] + tuple(out_hw)
+    out, indices = np.empty(shape, x.dtype), np.empty(shape, np.int64)
+    _C.max_pool2d(x, out, indices, kernel_size, stride, padding, dilation)
+    return out, indices
+
+
+def max_pool2d_backward(grad, indices, input_shape):
+    out = np.empty(tuple(input_shape), grad.dtype)
+    _C.max_pool2d_backward(grad, indices, out)
+    return out
+
+
+def avg_pool2d(x, out_hw, kernel_size, stride, padding, count_include_pad, divisor_override):
+    """divisor_override 0 means none."""
+    out = np.empty(x.shape[:2] + tuple(out_hw), x.dtype)
+    _C.avg_pool2d(x, out, kernel_size, stride, padding, count_include_pad, divisor_override)
+    return out
+
+
+def avg_pool2d_backward(grad, input_shape, kernel_size, stride, padding, count_include_pad,
+                        divisor_override):
+    out = np.empty(tuple(input_shape), grad.dtype)
+    _C.avg_pool2d_backward(grad, out, kernel_size, stride, padding, count_include_pad,
+                           divisor_override)
+    return out
+
+
+def adaptive_avg_pool2d(x, out_hw):
+    out = np.empty(x.shape[:2] + tuple(out_hw), x.dtype)
+    _C.adaptive_avg_pool2d(x, out)
+    return out
+
+
+def adaptive_avg_pool2d_backward(grad, input_shape):
+    out = np.empty(tuple(input_shape), grad.dtype)
+    _C.adaptive_avg_pool2d_backward(grad, out)
+    return out
+# ---- optimizer updates
+# Fused, in place, one pass over each parameter (csrc/optim.cpp).  State buffers
+# are contiguous arrays of the parameter's shape and dtype; `step` is a 0-d
+# float32 array in host memory that the update increments before using it.
+# A buffer the variant does not use is None.
+def _update_(kernel, param, grad, *args):
+    """Run `kernel` on a contiguous parameter, writing back when it is strided."""
+    work = param if param.flags.c_contiguous else copy(param)
+    kernel(work, contiguous(grad), *args)
+    if work is not param:
+        _C.copy(work, param)
+
+
+def sgd_update_(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay,
+                nesterov, maximize, init_buffer):
+    """SGD; with `init_buffer` the momentum buffer (uninitialized) becomes the gradient."""
+    _update_(_C.sgd_update, param, grad, momentum_buffer, lr, momentum, dampening,
+             weight_decay, nesterov, maximize, init_buffer)
+
+
+def adam_update_(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2,
+                 eps, weight_decay, decoupled_weight_decay, maximize):
+    """Adam (AdamW with `decoupled_weight_decay`); AMSGrad when max_exp_avg_sq is given."""
+    _update_(_C.adam_update, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr,
+             beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize)
+
+
+def rmsprop_update_(param, grad, square_avg, grad_avg, momentum_buffer, step, lr, alpha, eps,
+                    weight_decay, momentum, maximize):
+    """RMSprop; centered when grad_avg is given, momentum buffer exactly when momentum > 0."""
+    _update_(_C.rmsprop_update, param, grad, square_avg, grad_avg, momentum_buffer, step, lr,
+             alpha, eps, weight_decay, momentum, maximize)
+
+
+def adagrad_update_(param, grad, state_sum, step, lr, lr_decay, weight_decay, eps, maximize):
+    """Adagrad."""
+    _update_(_C.adagrad_update, param, grad, state_sum, step, lr, lr_decay, weight_decay, eps,
+             maximize)
+
+
 # ---- losses
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 
