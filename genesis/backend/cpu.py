@@ -442,6 +442,8 @@ def adagrad_update_(param, grad, state_sum, step, lr, lr_decay, weight_decay, ep
     """Adagrad."""
     _update_(_C.adagrad_update, param, grad, state_sum, step, lr, lr_decay, weight_decay, eps,
              maximize)
+
+
 # ---- losses
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 
