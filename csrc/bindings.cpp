@@ -20,6 +20,7 @@
 #include "optim.h"
 #include "pool.h"
 #include "reduce.h"
+#include "rnn.h"
 
 namespace py = pybind11;
 using namespace genesis;
@@ -592,5 +593,60 @@ PYBIND11_MODULE(_C, m) {
     MaybeRelease r(numel(vx));
     DISPATCH(cross_entropy_prob_backward, vx, vt, w.get(), label_smoothing, reduction, vl, vtw, vg,
              vgi, gt.get());
+  });
+  // ---- recurrent cells
+  // One time step of an LSTM, GRU or Elman RNN given its gate pre-activations
+  // (rnn.h); absent biases and gradients are None.
+  m.def("lstm_cell", [](const py::array& input_gates, const py::array& hidden_gates,
+                        const py::array& cx, const OptArray& input_bias,
+                        const OptArray& hidden_bias, const py::array& hy, const py::array& cy,
+                        const py::array& workspace) {
+    auto vi = view_of(input_gates), vh = view_of(hidden_gates), vc = view_of(cx);
+    auto vhy = out_of(hy), vcy = out_of(cy), vw = out_of(workspace);
+    OptView bi(input_bias, false), bh(hidden_bias, false);
+    MaybeRelease r(numel(vi));
+    DISPATCH(lstm_cell_forward, vi, vh, vc, bi.get(), bh.get(), vhy, vcy, vw);
+  });
+  m.def("lstm_cell_backward", [](const OptArray& grad_hy, const OptArray& grad_cy,
+                                 const py::array& cx, const py::array& cy,
+                                 const py::array& workspace, const py::array& grad_gates,
+                                 const py::array& grad_cx) {
+    OptView ghy(grad_hy, false), gcy(grad_cy, false);
+    auto vc = view_of(cx), vcy = view_of(cy), vw = view_of(workspace);
+    auto vg = out_of(grad_gates), vgc = out_of(grad_cx);
+    MaybeRelease r(numel(vw));
+    DISPATCH(lstm_cell_backward, ghy.get(), gcy.get(), vc, vcy, vw, vg, vgc);
+  });
+  m.def("gru_cell", [](const py::array& input_gates, const py::array& hidden_gates,
+                       const py::array& hx, const OptArray& input_bias,
+                       const OptArray& hidden_bias, const py::array& hy,
+                       const py::array& workspace) {
+    auto vi = view_of(input_gates), vh = view_of(hidden_gates), vx = view_of(hx);
+    auto vhy = out_of(hy), vw = out_of(workspace);
+    OptView bi(input_bias, false), bh(hidden_bias, false);
+    MaybeRelease r(numel(vi));
+    DISPATCH(gru_cell_forward, vi, vh, vx, bi.get(), bh.get(), vhy, vw);
+  });
+  m.def("gru_cell_backward", [](const py::array& grad_hy, const py::array& hx,
+                                const py::array& workspace, const py::array& grad_input_gates,
+                                const py::array& grad_hidden_gates, const py::array& grad_hx) {
+    auto vg = view_of(grad_hy), vx = view_of(hx), vw = view_of(workspace);
+    auto vgi = out_of(grad_input_gates), vgh = out_of(grad_hidden_gates), vgx = out_of(grad_hx);
+    MaybeRelease r(numel(vw));
+    DISPATCH(gru_cell_backward, vg, vx, vw, vgi, vgh, vgx);
+  });
+  m.def("rnn_cell", [](const py::array& input_gates, const py::array& hidden_gates,
+                       const OptArray& input_bias, const OptArray& hidden_bias, bool relu,
+                       const py::array& hy) {
+    auto vi = view_of(input_gates), vh = view_of(hidden_gates), vhy = out_of(hy);
+    OptView bi(input_bias, false), bh(hidden_bias, false);
+    MaybeRelease r(numel(vi));
+    DISPATCH(rnn_cell_forward, vi, vh, bi.get(), bh.get(), relu, vhy);
+  });
+  m.def("rnn_cell_backward", [](const py::array& grad_hy, const py::array& hy, bool relu,
+                                const py::array& grad_gates) {
+    auto vg = view_of(grad_hy), vhy = view_of(hy), vgg = out_of(grad_gates);
+    MaybeRelease r(numel(vhy));
+    DISPATCH(rnn_cell_backward, vg, vhy, relu, vgg);
   });
 }
