@@ -285,12 +285,15 @@ def test_prune_thresholds_and_keeps_at_least_one():
 
 
 def test_prune_carries_activation_and_mode():
-    act = nn.Tanh()
+    act = nn.LeakyReLU(0.3)
     layer = nn.ParticleLayer(3, 2, 3, activation=act)
     layer(G.randn(8, 3))
     layer.eval()
     pruned = layer.prune(0.0)
-    assert pruned.activation is act and not pruned.training
+    assert not pruned.training
+    assert isinstance(pruned.activation, nn.LeakyReLU) and pruned.activation is not act
+    assert pruned.activation.negative_slope == 0.3
+    assert nn.ParticleLayer(3, 2, 2, activation=G.tanh).prune().activation is G.tanh
 
 
 # ---------------------------------------------------------------- state_dict

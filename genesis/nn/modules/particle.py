@@ -11,6 +11,7 @@ the gates then weight and sum the K activations.  While training, the layer reco
 how much each particle is used; `prune()` builds a smaller layer from the particles
 that were used.
 """
+import copy
 import dataclasses
 
 from ... import dtypes as _dt
@@ -223,7 +224,7 @@ class ParticleLayer(Module):
         statistics were recorded.  If no particle exceeds it, the one with the largest
         active fraction (then mean gate) is kept.  The kept particles' weights, biases
         and gate columns are copied in their original order; `activation` and `tau`
-        carry over (a Module activation is shared, not copied), and the new layer
+        carry over (a Module activation is deep-copied), and the new layer
         starts with empty statistics and in this layer's training mode.  The new
         layer's `pruning` attribute is a `ParticlePruning` naming the kept and removed
         particles and the parameter counts before and after (`str()` of it is a
@@ -247,7 +248,9 @@ class ParticleLayer(Module):
         if not kept:
             mean = self.mean_gate.tolist()
             kept = [max(range(self.num_particles), key=lambda k: (fraction[k], mean[k]))]
-        new = ParticleLayer(self.in_features, self.out_features, len(kept), self.activation,
+        activation = copy.deepcopy(self.activation) if isinstance(self.activation, Module) \
+            else self.activation
+        new = ParticleLayer(self.in_features, self.out_features, len(kept), activation,
                             self.bias is not None, self.tau, device=self.weight.device,
                             dtype=self.weight.dtype)
         index = tensor(kept, dtype=_dt.int64, device=self.weight.device)
