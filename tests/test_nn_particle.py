@@ -9,7 +9,7 @@ from hypothesis import given, strategies as st
 import genesis as G
 from genesis import nn
 from genesis.backend import cpu as _cpu
-from genesis.nn.modules.particle import particle_linear
+from genesis.nn.functional.particle import particle_linear
 
 _NP_ACT = {"relu": lambda h: np.maximum(h, 0), "tanh": np.tanh, None: lambda h: h,
            "sigmoid": lambda h: 1 / (1 + np.exp(-h))}
