@@ -175,8 +175,8 @@ def plot_quality(q, path):
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--latent", type=int, default=64, help="size of the latent code z")
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--samples", type=int, default=1000,

@@ -53,7 +53,7 @@ def train(model, train_set, args, epochs, lr, tag):
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--particles", type=int, default=8, help="K, particles of the layer")
     p.add_argument("--hidden", type=int, default=128, help="output features of each particle")
     p.add_argument("--tau", type=float, default=0.1,
