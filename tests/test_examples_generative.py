@@ -1,8 +1,7 @@
-"""Smoke tests of the MNIST examples built on the shared helpers (particle CNN, GAN,
-VAE, and the classifier they reuse): each runs one epoch on a small subset of the
-real data and writes its pictures and numbers.  The PNG writer is checked by
-decoding its files.  Skipped when MNIST is neither cached nor downloadable, unless
-GENESIS_REQUIRE_MNIST=1."""
+"""Smoke tests of the generative and pruning MNIST examples (particle CNN, GAN, VAE):
+each runs one epoch on a small subset of the real data (the `mnist_root` fixture) and
+writes its pictures and numbers.  The PNG writer they share is checked by decoding
+its files."""
 import math
 import os
 import struct
@@ -12,22 +11,7 @@ import numpy as np
 import pytest
 
 import genesis as G
-from genesis.data.datasets import MNIST
-from genesis.data.datasets import mnist as M
-from genesis.examples import _common, gan, mnist, particle_mnist, vae
-
-
-@pytest.fixture(scope="module")
-def data_root():
-    root = os.environ.get("GENESIS_DATA", os.path.join(os.path.expanduser("~"), ".cache",
-                                                       "genesis"))
-    try:
-        MNIST(root, train=False, download=True)
-    except M.DownloadError as e:
-        if os.environ.get("GENESIS_REQUIRE_MNIST") == "1":
-            pytest.fail(f"GENESIS_REQUIRE_MNIST=1 but MNIST could not be loaded: {e}")
-        pytest.skip(f"MNIST is not cached and could not be downloaded: {e}")
-    return root
+from genesis.examples import _common, gan, particle_mnist, vae
 
 
 def _args(root, out, *extra):
@@ -80,16 +64,9 @@ def test_save_image_grid(tmp_path):
             np.round(matplotlib.image.imread(path) * 255).astype(np.uint8), read_png(path))
 
 
-def test_mnist_classifier_example_still_runs(data_root, tmp_path, capsys):
-    acc = mnist.main(_args(data_root, tmp_path))
-    assert 0 <= acc <= 100
-    assert os.path.exists(tmp_path / "mnist-mlp.ckpt")
-    assert "test accuracy:" in capsys.readouterr().out
-
-
 # ---------------------------------------------------------------- examples
-def test_particle_mnist(data_root, tmp_path, capsys):
-    r = particle_mnist.main(_args(data_root, tmp_path, "--particles", "4", "--hidden", "16",
+def test_particle_mnist(mnist_root, tmp_path, capsys):
+    r = particle_mnist.main(_args(mnist_root, tmp_path, "--particles", "4", "--hidden", "16",
                                   "--tau", "0.3"))
     out = capsys.readouterr().out
     for line in ("particle 3: mean gate", "test accuracy before pruning",
@@ -104,8 +81,8 @@ def test_particle_mnist(data_root, tmp_path, capsys):
     assert str(info) in out
 
 
-def test_gan(data_root, tmp_path, capsys):
-    r = gan.main(_args(data_root, tmp_path, "--samples", "100", "--classifier-epochs", "1"))
+def test_gan(mnist_root, tmp_path, capsys):
+    r = gan.main(_args(mnist_root, tmp_path, "--samples", "100", "--classifier-epochs", "1"))
     out = capsys.readouterr().out
     assert read_png(tmp_path / "gan-epoch-1.png").shape == (8 * 30 + 2, 8 * 30 + 2)
     assert os.path.exists(tmp_path / "gan.ckpt")
@@ -117,7 +94,7 @@ def test_gan(data_root, tmp_path, capsys):
     assert all(math.isfinite(r[k]) for k in ("d_loss", "g_loss", "d_real", "d_fake"))
     assert os.path.exists(tmp_path / "gan-quality.png") == _has_matplotlib()
     # a second run judges with the classifier the first one kept
-    gan.main(_args(data_root, tmp_path, "--samples", "50", "--epochs", "0"))
+    gan.main(_args(mnist_root, tmp_path, "--samples", "50", "--epochs", "0"))
     assert f"judge: mlp classifier from {tmp_path / 'gan-classifier.ckpt'}" in \
         capsys.readouterr().out
 
@@ -128,8 +105,8 @@ def test_gan_class_spread():
     assert gan.class_spread(G.tensor([4] * 5)) == ([0] * 4 + [5] + [0] * 5, 0.0)
 
 
-def test_vae(data_root, tmp_path, capsys):
-    r = vae.main(_args(data_root, tmp_path, "--latent", "4"))
+def test_vae(mnist_root, tmp_path, capsys):
+    r = vae.main(_args(mnist_root, tmp_path, "--latent", "4"))
     out = capsys.readouterr().out
     assert "train ELBO" in out and "test ELBO" in out
     for split in ("train", "test"):

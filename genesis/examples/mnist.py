@@ -100,6 +100,8 @@ def parse_args(argv):
     p.add_argument("--lr", type=float, default=None, help="default: 1e-3 (mlp), 0.05 (cnn)")
     p.add_argument("--resume", metavar="CHECKPOINT", default=None,
                    help="continue the run saved in this checkpoint")
+    p.add_argument("--stop-after", type=int, default=None, metavar="EPOCH",
+                   help="stop after this epoch (continue later with --resume)")
     add_common_arguments(p)
     return p.parse_args(argv)
 
@@ -134,7 +136,8 @@ def main(argv=None):
     ckpt_path = os.path.join(args.out, f"mnist-{args.model}.ckpt")
     print(f"genesis {genesis.__version__}: {args.model} on MNIST ({len(train_set)} train, "
           f"{len(test_set)} test images), {genesis.get_num_threads()} threads, lr {lr}")
-    for epoch in range(start_epoch, args.epochs):
+    last = args.epochs if args.stop_after is None else min(args.epochs, args.stop_after)
+    for epoch in range(start_epoch, last):
         loader = epoch_loader(train_set, args.batch_size, args.seed, epoch)
         t0 = time.perf_counter()
         loss, acc = train_epoch(model, loader, opt, args.device,
