@@ -19,6 +19,7 @@ Cases
   sum        full sum of a 4096x4096 float32 matrix       (GB/s: 4 bytes/elem read)
   softmax    along the last dim of 4096x4096 float32      (GB/s: 2 x 4 bytes/elem)
   matmul     n x n @ n x n float32, n in 128..2048        (GFLOP/s: 2 n^3 flops)
+  training   MLP and LeNet training steps, conv2d forward + backward (ms; see training.py)
 Every case runs once per thread count.  Results are checked against numpy once
 per case; a mismatch is flagged in the table.
 """
@@ -56,6 +57,7 @@ def _try_import(name):
 
 
 genesis, GENESIS_IMPORT_ERROR = _try_import("genesis")
+import training  # noqa: E402  (benchmarks/training.py, next to this file)
 torch, _ = _try_import("torch")
 threadpoolctl, _ = _try_import("threadpoolctl")
 
@@ -210,6 +212,7 @@ class Case:
         self.build = build      # () -> {framework: fn or None}
         self.check = check
         self.note = note
+        self.min_time = None    # seconds per timed sample, when longer than --min-time
 
 
 def _wrap(a, fw, requires_grad=False):
@@ -364,6 +367,8 @@ def make_cases(quick):
     cases += [sum_case(4096, 4096), softmax_case(4096, 4096)]
     for n in ([256, 1024] if quick else [128, 256, 512, 1024, 2048]):
         cases.append(matmul_case(n))
+    if genesis is not None:
+        cases += training.cases(Case, _per_fw, {"genesis": genesis, "torch": torch}, quick)
     return cases
 
 
@@ -498,6 +503,8 @@ def value_of(case, d):
         return None
     if case.unit == "us":
         return s * 1e6
+    if case.unit == "ms":
+        return s * 1e3
     return case.work / s / 1e9
 
 
@@ -509,7 +516,7 @@ def _fmt(case, d):
     v = value_of(case, d)
     if v is None:
         return "-"
-    txt = f"{v:.2f}" if case.unit == "us" else (f"{v:.1f}" if v < 1000 else f"{v:.0f}")
+    txt = f"{v:.2f}" if case.unit in ("us", "ms") else (f"{v:.1f}" if v < 1000 else f"{v:.0f}")
     if d.get("mismatch"):
         txt += " (wrong!)"
     return txt
@@ -526,6 +533,7 @@ SECTIONS = {
     "overhead": "Per-op overhead (µs per call, lower is better)",
     "memory": "Memory-bound ops (GB/s of bytes read + written, higher is better)",
     "matmul": "Matmul, float32 (GFLOP/s, higher is better)",
+    "training": "Training steps and convolution layers (ms per step, lower is better)",
 }
 
 
@@ -719,7 +727,7 @@ LOAD_THRESHOLD = 0.3  # cores used by other processes above which a case is re-m
 def run_case(case, threads, args):
     try:
         fns = case.build()
-        res = measure(fns, case.check, args.rounds, args.min_time,
+        res = measure(fns, case.check, args.rounds, max(args.min_time, case.min_time or 0),
                       settle=args.settle if threads > 1 else 0.0)
     except Exception as e:  # noqa: BLE001 - never abort the suite
         res = {"genesis": {"error": _short_error(e), "exception": f"{type(e).__name__}: {e}"}}

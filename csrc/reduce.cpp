@@ -143,6 +143,7 @@ struct ExtremeOp {
   static Acc identity() {
     if constexpr (std::is_floating_point_v<T>)
       return IsMax ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
+    else if constexpr (std::is_same_v<T, u8>) return IsMax ? 0 : 1;  // any / all
     else return IsMax ? std::numeric_limits<T>::lowest() : std::numeric_limits<T>::max();
   }
   static Acc combine(Acc a, Acc b) {

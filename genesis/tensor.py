@@ -180,6 +180,39 @@ class Tensor:
     def __getstate__(self):
         raise TypeError("genesis tensors are not picklable; use genesis.save")
 
+    def __deepcopy__(self, memo):
+        """A leaf copy with its own memory (a Parameter stays a Parameter), as in PyTorch;
+        used by `copy.deepcopy` of modules (target networks, stacked layers)."""
+        if not self.is_leaf:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
+                               "support the deepcopy protocol")
+        t = object.__new__(type(self))
+        _init_from(t, _backend_of(self._device).copy(self._data), self._device)
+        t.requires_grad = self.requires_grad
+        memo[id(self)] = t
+        if self.grad is not None:
+            t.grad = self.grad.__deepcopy__(memo)
+        return t
+
+    @property
+    def data(self):
+        """This tensor's values, detached from the graph (sharing memory)."""
+        return self.detach()
+
+    @data.setter
+    def data(self, value):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"data must be a Tensor, got {type(value).__name__}")
+        if value._device != self._device:
+            raise RuntimeError(f"data: cannot assign a tensor on {value._device} to a tensor "
+                               f"on {self._device}")
+        self._data = value._data
+        self._version = value._version
+
+    def is_floating_point(self):
+        """True for float32 and float64 tensors."""
+        return self.dtype.is_floating_point
+
     # ------------------------------------------------------------------ autograd
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate d(self)/d(leaf) into the `.grad` of every leaf of the graph."""

@@ -237,6 +237,12 @@ op("prod", G.prod, np_reduce(np.prod), reduction(0.5, 1.5))
 op("prod_with_zero", lambda x, dim, keepdim: G.prod(x * (x > 0.5), dim, keepdim),
    lambda x, dim, keepdim: np_reduce(np.prod)(x * (x > 0.5), dim, keepdim),
    reduction(0, 1.5), grad=False)
+op("all", lambda x, dim, keepdim: G.all(x > 0, dim, keepdim),
+   lambda x, dim, keepdim: np.all(x > 0, axis=_np_dims(dim, x.ndim), keepdims=keepdim),
+   reduction(), grad=False)
+op("any", lambda x, dim, keepdim: (x > 1).any(dim, keepdim),
+   lambda x, dim, keepdim: np.any(x > 1, axis=_np_dims(dim, x.ndim), keepdims=keepdim),
+   reduction(), grad=False)
 op("amax", G.amax, np_reduce(np.amax), reduction(distinct=True, min_side=1), int_ok=True)
 op("amin", G.amin, np_reduce(np.amin), reduction(distinct=True, min_side=1), int_ok=True)
 op("max_dim", lambda x, dim, keepdim: G.max(x, dim, keepdim).values,

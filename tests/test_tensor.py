@@ -581,3 +581,29 @@ def test_scalar_conversions():
         bool(G.tensor([1.0, 2.0]))
     assert [10, 20, 30][G.tensor(1)] == 20
     assert math.isclose(G.tensor(np.pi, dtype=G.float64).item(), np.pi)
+
+
+def test_deepcopy_copies_leaves_and_refuses_graph_nodes():
+    import copy
+    x = G.tensor([1.0, 2.0], requires_grad=True)
+    x.grad = G.tensor([0.5, 0.5])
+    y = copy.deepcopy(x)
+    assert y.requires_grad and y.is_leaf
+    assert not np.shares_memory(y.detach().numpy(), x.detach().numpy())
+    np.testing.assert_array_equal(y.detach().numpy(), [1.0, 2.0])
+    np.testing.assert_array_equal(y.grad.numpy(), [0.5, 0.5])
+    with pytest.raises(RuntimeError, match="graph leaves"):
+        copy.deepcopy(x * 2)
+
+
+def test_data_is_a_detached_alias_and_can_be_replaced():
+    x = G.tensor([1.0, 2.0], requires_grad=True)
+    d = x.data
+    assert not d.requires_grad
+    d.mul_(3)  # changes x too, without autograd
+    np.testing.assert_array_equal(x.detach().numpy(), [3.0, 6.0])
+    x.data = G.tensor([7.0, 8.0])
+    np.testing.assert_array_equal(x.detach().numpy(), [7.0, 8.0])
+    assert x.requires_grad and x.is_floating_point() and not G.tensor([1]).is_floating_point()
+    with pytest.raises(TypeError, match="must be a Tensor"):
+        x.data = [1.0, 2.0]

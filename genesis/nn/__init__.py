@@ -1,2 +1,8 @@
 """Neural-network building blocks: modules, layers, initialization, functional ops."""
 from . import functional
+from . import init
+from .modules import *  # noqa: F401,F403
+from .modules import __all__ as _modules_all
+from .parameter import Parameter
+
+__all__ = ["Parameter", "functional", "init"] + _modules_all

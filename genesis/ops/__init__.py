@@ -12,7 +12,7 @@ from .elementwise import (abs, add, ceil, clamp, clip, cos, div, elu, eq, erf, e
 from .indexing import (argsort, gather, index_select, masked_fill, nonzero, one_hot,
                        scatter_add, sort, topk)
 from .linalg import bmm, dot, matmul, mm, outer
-from .reduction import (amax, amin, argmax, argmin, cumsum, log_softmax, logsumexp, max, mean,
+from .reduction import (all, any, amax, amin, argmax, argmin, cumsum, log_softmax, logsumexp, max, mean,
                         min, norm, prod, softmax, std, sum, var)
 from .shape import (broadcast_to, cat, chunk, clone, concat, contiguous, expand, flatten, flip,
                     movedim, pad, permute, repeat, reshape, split, squeeze, stack, swapaxes, t,

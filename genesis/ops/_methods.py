@@ -32,7 +32,7 @@ _PLAIN = {
     "sum": R.sum, "mean": R.mean, "prod": R.prod, "max": R.max, "min": R.min,
     "amax": R.amax, "amin": R.amin, "argmax": R.argmax, "argmin": R.argmin, "var": R.var,
     "std": R.std, "logsumexp": R.logsumexp, "norm": R.norm, "cumsum": R.cumsum,
-    "softmax": R.softmax, "log_softmax": R.log_softmax,
+    "softmax": R.softmax, "log_softmax": R.log_softmax, "all": R.all, "any": R.any,
     # shape
     "reshape": S.reshape, "view": S.view, "flatten": S.flatten, "unflatten": S.unflatten,
     "squeeze": S.squeeze, "unsqueeze": S.unsqueeze, "permute": S.permute,

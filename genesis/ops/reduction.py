@@ -206,6 +206,24 @@ def min(input, dim=None, keepdim=False):  # noqa: A001
     return _arg_extremum(False, "min", input, dim, keepdim)
 
 
+def _logical_reduce(op, input, dim, keepdim):
+    _check(input, op)
+    x = input if input.dtype is _dt.bool else input != 0
+    # bool max is "any", bool min is "all"; no gradient flows through either
+    return Extremum.apply(x, "max" if op == "any" else "min",
+                          wrap_dims(dim, x.ndim, op), keepdim)
+
+
+def all(input, dim=None, keepdim=False):  # noqa: A001
+    """True where every element over `dim` is non-zero (a bool tensor)."""
+    return _logical_reduce("all", input, dim, keepdim)
+
+
+def any(input, dim=None, keepdim=False):  # noqa: A001
+    """True where some element over `dim` is non-zero (a bool tensor)."""
+    return _logical_reduce("any", input, dim, keepdim)
+
+
 def argmax(input, dim=None, keepdim=False):
     """Index of the (first) largest element, over all elements or along `dim`."""
     if dim is None:

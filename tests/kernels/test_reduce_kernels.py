@@ -123,6 +123,9 @@ def test_empty_reduction_gives_the_identity():
     x = np.empty((0, 4), np.float64)
     np.testing.assert_array_equal(reduce("sum", x, (0,)), np.zeros((1, 4)))
     np.testing.assert_array_equal(reduce("prod", x, (0,)), np.ones((1, 4)))
+    b = np.empty((3, 0), np.bool_)  # all() of nothing is True, any() False
+    np.testing.assert_array_equal(reduce("min", b, (1,)).view(np.uint8), np.ones((3, 1)))
+    np.testing.assert_array_equal(reduce("max", b, (1,)).view(np.uint8), np.zeros((3, 1)))
 
 
 def test_reduce_rejects_bad_outputs():

@@ -4,6 +4,7 @@ Each family lives in its own module; this package re-exports them.
 """
 from ...ops import (elu, gelu, leaky_relu, log_softmax, one_hot, pad, relu, sigmoid, silu,
                     softmax, softplus, tanh)
+from .linear import linear
 from .dropout import dropout, dropout2d
 from .normalization import batch_norm, group_norm, layer_norm, normalize
 from .conv import conv1d, conv2d, conv_transpose2d
