@@ -14,5 +14,11 @@ def linear(input, weight, bias=None):
         raise RuntimeError(f"linear: input of shape {list(input.shape)} does not match weight "
                            f"of shape {list(weight.shape)} (expected input[..., "
                            f"{weight.shape[-1]}])")
-    out = matmul(input, weight.t())
+    if input.ndim > 2 and weight.ndim == 2:
+        # One GEMM over all leading dims (a view of contiguous input): the weight
+        # gradient is then one product, not a batch of products summed afterwards.
+        out = matmul(input.reshape(-1, input.shape[-1]), weight.t())
+        out = out.reshape(*input.shape[:-1], weight.shape[0])
+    else:
+        out = matmul(input, weight.t())
     return out if bias is None else out + bias
