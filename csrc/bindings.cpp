@@ -15,6 +15,7 @@
 #include "elementwise.h"
 #include "gemm.h"
 #include "index.h"
+#include "loss.h"
 #include "norm.h"
 #include "optim.h"
 #include "pool.h"
@@ -541,6 +542,71 @@ PYBIND11_MODULE(_C, m) {
     DISPATCH(adagrad_update, vp, vg, vq, vs, args);
   }, py::arg("param"), py::arg("grad"), py::arg("state_sum"), py::arg("step"), py::arg("lr"),
      py::arg("lr_decay"), py::arg("weight_decay"), py::arg("eps"), py::arg("maximize"));
+  // ---- losses
+  // An optional array argument (None or array) as a View pointer.
+  struct Optional {
+    static const View* of(const py::object& obj, View& storage, bool writable = false) {
+      if (obj.is_none()) return nullptr;
+      storage = view_of(obj.cast<py::array>(), writable);
+      return &storage;
+    }
+  };
+  m.def("check_labels", [](const py::array& labels, int64_t n, const py::object& ignore,
+                           const std::string& what, const std::string& bound) {
+    auto vl = view_of(labels);
+    const bool has_ignore = !ignore.is_none();
+    const int64_t ig = has_ignore ? ignore.cast<int64_t>() : 0;
+    DISPATCH(check_labels, vl, n, has_ignore, ig, what, bound);
+  });
+  m.def("cross_entropy", [](const py::array& x, const py::array& target, const py::object& weight,
+                            int64_t ignore_index, double label_smoothing, int reduction,
+                            const py::array& out, const py::array& lse, const py::array& total) {
+    View wv;
+    auto vx = view_of(x), vt = view_of(target), vo = out_of(out), vl = out_of(lse),
+         vtw = out_of(total);
+    const View* w = Optional::of(weight, wv);
+    MaybeRelease r(numel(vx));
+    DISPATCH(cross_entropy, vx, vt, w, ignore_index, label_smoothing, reduction, vo, vl, vtw);
+  });
+  m.def("cross_entropy_backward", [](const py::array& x, const py::array& target,
+                                     const py::object& weight, int64_t ignore_index,
+                                     double label_smoothing, int reduction, const py::array& lse,
+                                     const py::array& total, const py::array& grad,
+                                     const py::array& grad_input) {
+    View wv;
+    auto vx = view_of(x), vt = view_of(target), vl = view_of(lse), vtw = view_of(total),
+         vg = view_of(grad), vgi = out_of(grad_input);
+    const View* w = Optional::of(weight, wv);
+    MaybeRelease r(numel(vx));
+    DISPATCH(cross_entropy_backward, vx, vt, w, ignore_index, label_smoothing, reduction, vl, vtw,
+             vg, vgi);
+  });
+  m.def("cross_entropy_prob", [](const py::array& x, const py::array& target,
+                                 const py::object& weight, double label_smoothing, int reduction,
+                                 const py::array& out, const py::array& lse,
+                                 const py::array& total) {
+    View wv;
+    auto vx = view_of(x), vt = view_of(target), vo = out_of(out), vl = out_of(lse),
+         vtw = out_of(total);
+    const View* w = Optional::of(weight, wv);
+    MaybeRelease r(numel(vx));
+    DISPATCH(cross_entropy_prob, vx, vt, w, label_smoothing, reduction, vo, vl, vtw);
+  });
+  m.def("cross_entropy_prob_backward", [](const py::array& x, const py::array& target,
+                                          const py::object& weight, double label_smoothing,
+                                          int reduction, const py::array& lse,
+                                          const py::array& total, const py::array& grad,
+                                          const py::array& grad_input,
+                                          const py::object& grad_target) {
+    View wv, gtv;
+    auto vx = view_of(x), vt = view_of(target), vl = view_of(lse), vtw = view_of(total),
+         vg = view_of(grad), vgi = out_of(grad_input);
+    const View* w = Optional::of(weight, wv);
+    const View* gt = Optional::of(grad_target, gtv, true);
+    MaybeRelease r(numel(vx));
+    DISPATCH(cross_entropy_prob_backward, vx, vt, w, label_smoothing, reduction, vl, vtw, vg, vgi,
+             gt);
+  });
   // ---- upsampling
   // NCHW; mode 0 nearest, 1 nearest-exact, 2 bilinear; a scale <= 0 means the output
   // size was given instead of a scale factor.

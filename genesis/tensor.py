@@ -123,7 +123,10 @@ class Tensor:
 
     # ------------------------------------------------------------------ conversion
     def numpy(self):
-        """The data as a numpy array (shares memory on the CPU)."""
+        """The data as a numpy array, sharing memory (CPU tensors only, as in PyTorch)."""
+        if self._device.type != "cpu":
+            raise TypeError(f"can't convert {self._device} device type tensor to numpy. Use "
+                            "Tensor.cpu() to copy the tensor to host memory first.")
         if self.requires_grad:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. "
                                "Use tensor.detach().numpy() instead.")

@@ -442,6 +442,78 @@ def adagrad_update_(param, grad, state_sum, step, lr, lr_decay, weight_decay, ep
     """Adagrad."""
     _update_(_C.adagrad_update, param, grad, state_sum, step, lr, lr_decay, weight_decay, eps,
              maximize)
+# ---- losses
+_REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
+
+
+def check_labels(labels, n, ignore_index, what, bound):
+    """Raise IndexError for the first label outside [0, n) that is not ignore_index
+    (None: no label is exempt); the message is "<what> <label> is out of bounds <bound>"."""
+    _C.check_labels(labels, int(n), ignore_index, what, bound)
+
+
+def _positions(shape):
+    """S = prod(shape[2:]): the positions per sample of an (N, C, *d) tensor."""
+    s = 1
+    for d in shape[2:]:
+        s *= d
+    return s
+
+
+def _rows(x):
+    """x (N, C, *d) viewed as (N, C, S)."""
+    return reshape(x, (x.shape[0], x.shape[1], _positions(x.shape)))
+
+
+def cross_entropy(x, target, weight, ignore_index, label_smoothing, reduction):
+    """Fused log-softmax + negative log-likelihood over dim 1 of x (N, C, *d).
+
+    target is int64 class indices (N, *d) or probabilities shaped like x;
+    weight (C,) or None.  Returns (loss, lse, total_weight): loss is (N, *d) for
+    reduction 'none', else 0-d; lse (N, *d) is each row's log-sum-exp and
+    total_weight (0-d float64) the divisor of the mean.  Labels are bounds-checked.
+    """
+    n, rows = x.shape[0], x.shape[2:]
+    red = _REDUCTIONS[reduction]
+    out = np.empty((n,) + rows if red == 0 else (), x.dtype)
+    lse = np.empty((n,) + rows, x.dtype)
+    total = np.empty((), np.float64)
+    x3 = _rows(x)
+    rows2 = (n, x3.shape[2])
+    out2 = out.reshape(rows2) if red == 0 else out
+    if target.dtype.kind == "f":
+        _C.cross_entropy_prob(x3, _rows(target), weight, float(label_smoothing), red, out2,
+                              lse.reshape(rows2), total)
+    else:
+        _C.cross_entropy(x3, reshape(target, rows2), weight, int(ignore_index),
+                         float(label_smoothing), red, out2, lse.reshape(rows2), total)
+    return out, lse, total
+
+
+def cross_entropy_backward(grad, x, target, weight, lse, total_weight, ignore_index,
+                           label_smoothing, reduction, target_grad=False):
+    """Gradients of cross_entropy: (grad_input, grad_target or None).
+
+    grad is the loss's gradient ((N, *d) or 0-d); grad_target is computed only for
+    probability targets with target_grad=True.
+    """
+    n = x.shape[0]
+    red = _REDUCTIONS[reduction]
+    x3 = _rows(x)
+    rows2 = (n, x3.shape[2])
+    g2 = reshape(grad, rows2) if red == 0 else np.broadcast_to(grad, rows2)
+    grad_input = np.empty(x.shape, x.dtype)
+    gi3 = grad_input.reshape(x3.shape)
+    lse2 = reshape(lse, rows2)
+    if target.dtype.kind == "f":
+        grad_target = np.empty(x.shape, x.dtype) if target_grad else None
+        _C.cross_entropy_prob_backward(
+            x3, _rows(target), weight, float(label_smoothing), red, lse2, total_weight, g2, gi3,
+            None if grad_target is None else grad_target.reshape(x3.shape))
+        return grad_input, grad_target
+    _C.cross_entropy_backward(x3, reshape(target, rows2), weight, int(ignore_index),
+                              float(label_smoothing), red, lse2, total_weight, g2, gi3)
+    return grad_input, None
 # ---- upsampling
 # NCHW.  `mode` is "nearest", "nearest-exact" or "bilinear"; `scale` holds the
 # user's (height, width) scale factors, None for an axis whose size was given.

@@ -120,6 +120,7 @@ Tensor.long = lambda self: S.to_dtype(self, _dt.int64)
 Tensor.int = lambda self: S.to_dtype(self, _dt.int32)
 Tensor.bool = lambda self: S.to_dtype(self, _dt.bool)
 Tensor.cpu = lambda self: _to(self, device="cpu")
+Tensor.cuda = lambda self, device=None: _to(self, device="cuda" if device is None else device)
 Tensor.type_as = lambda self, other: S.to_dtype(self, other.dtype)
 Tensor.new_zeros = lambda self, *size, dtype=None: creation.zeros(
     *size, dtype=dtype or self.dtype, device=self.device)

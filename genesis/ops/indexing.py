@@ -140,7 +140,7 @@ class SelectAlong(Function):
 def _index_tensor(obj, device):
     """An index given as a list, numpy array or Tensor, as an int64 or bool Tensor."""
     if isinstance(obj, Tensor):
-        t = obj
+        t = obj if obj.device == device else obj.to(device)  # CPU indices work on any device
     else:
         from .creation import tensor
         t = tensor(obj, device=device)

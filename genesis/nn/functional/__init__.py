@@ -9,5 +9,8 @@ from .dropout import dropout, dropout2d
 from .normalization import batch_norm, group_norm, layer_norm, normalize
 from .conv import conv1d, conv2d, conv_transpose2d
 from .pooling import adaptive_avg_pool2d, avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
+from .loss import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,
+                   huber_loss, kl_div, l1_loss, mse_loss, nll_loss, smooth_l1_loss)
+from .sparse import embedding
 from .attention import multi_head_attention_forward, scaled_dot_product_attention
 from .upsampling import interpolate

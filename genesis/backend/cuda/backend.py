@@ -1,0 +1,716 @@
+"""CUDA backend: the functions of `genesis.backend.cpu`, same names and signatures,
+over device arrays (cupy on a GPU, emulated device memory with GENESIS_CUDA_EMULATE=1).
+
+Every computation is one of our kernels in `kernels/*.cu`; the array library only
+allocates, copies between host and device and makes views.  Strided operands reach
+the kernels as (shape, strides) metadata, so broadcasts, transposes and slices cost
+no copy.  Importing this module raises RuntimeError, saying what to install or set,
+when neither a usable GPU with CuPy nor GENESIS_CUDA_EMULATE=1 is there.
+"""
+import functools
+
+import numpy as np
+
+from ._device import array_type, empty as _empty, launch as _launch
+from ._device import launch_grid as _launch_grid, to_device as _to_device, to_host as _to_host
+from ._device import xp as _xp
+from ... import _C
+from ..cpu import _BOOL_RESULT
+
+name = "cuda"
+
+# Op codes shared with the CPU kernels (the .cu enums follow csrc/elementwise.h).
+_U = _C.UNARY_OPS
+_B = _C.BINARY_OPS
+_R = _C.REDUCE_OPS
+
+_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64", np.dtype(np.int32): "i32",
+           np.dtype(np.int64): "i64", np.dtype(np.bool_): "b8"}
+_INT_CHECKED = frozenset(("div", "floordiv", "mod", "pow"))
+_NUMERIC_UNARY = frozenset(("neg", "abs", "sign", "square", "relu", "clamp", "floor", "ceil",
+                            "round", "trunc"))
+
+
+def _sfx(dtype, op="op"):
+    try:
+        return _SUFFIX[np.dtype(dtype)]
+    except KeyError:
+        raise TypeError(f"{op}: genesis kernels do not support numpy dtype {dtype}") from None
+
+
+# ------------------------------------------------------------------ strided metadata
+def _meta(shape, arrays):
+    """(ndim, device int64 metadata) describing `arrays` (all of `shape`) for a kernel."""
+    return _meta_strides(shape, [_estrides(a) for a in arrays])
+
+
+def _estrides(a):
+    return [s // a.itemsize for s in a.strides]
+
+
+def _meta_strides(shape, strides):
+    """(ndim, device metadata): shape, then each operand's element strides (one list
+    per operand), with size-1 dims dropped and dims contiguous in every operand merged."""
+    dims = []
+    for d, n in enumerate(shape):
+        if n == 1:
+            continue
+        st = [s[d] for s in strides]
+        if dims and all(p == c * n for p, c in zip(dims[-1][1], st)):
+            dims[-1] = (dims[-1][0] * n, st)
+        else:
+            dims.append((n, st))
+    if not dims:
+        dims = [(1, [0] * len(strides))]
+    flat = tuple(n for n, _ in dims) + tuple(st[k] for k in range(len(strides)) for _, st in dims)
+    return np.int32(len(dims)), _device_meta(flat)
+
+
+@functools.lru_cache(maxsize=4096)
+def _device_meta(flat):
+    """Metadata arrays are read-only for kernels, so one copy per layout is shared."""
+    return _to_device(np.array(flat, np.int64))
+
+
+def _numel(shape):
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+# ------------------------------------------------------------------ memory
+def empty(shape, dtype):
+    return _empty(tuple(shape), dtype)
+
+
+def full(shape, value, dtype):
+    out = _empty(tuple(shape), dtype)
+    fill_(out, value)
+    return out
+
+
+def from_data(data, dtype):
+    """A new device array holding Python/numpy data (nested lists, scalars, arrays)."""
+    return _to_device(np.array(data, dtype=dtype))
+
+
+def to_numpy(x):
+    """A host (numpy) copy of device array x."""
+    return _to_host(x)
+
+
+def from_numpy(a):
+    """A device copy of numpy array a."""
+    return _to_device(a)
+
+
+def copy(x):
+    out = _empty(x.shape, x.dtype)
+    copy_into(out, x)
+    return out
+
+
+def cast(x, dtype):
+    if x.dtype == dtype:
+        return x
+    out = _empty(x.shape, dtype)
+    copy_into(out, x)
+    return out
+
+
+def contiguous(x):
+    return x if x.flags.c_contiguous else copy(x)
+
+
+def copy_into(dst, src):
+    """dst[...] = src, src broadcast to dst's shape and converted to its dtype."""
+    if src.shape != dst.shape:
+        src = _xp.broadcast_to(src, dst.shape)
+    n = _numel(dst.shape)
+    if n == 0:
+        return
+    ndim, meta = _meta(dst.shape, (dst, src))
+    _launch("elementwise", f"copy_{_sfx(dst.dtype, 'copy')}_{_sfx(src.dtype, 'copy')}", n,
+            (src, dst, np.int64(n), ndim, meta))
+
+
+def fill_(dst, value):
+    n = _numel(dst.shape)
+    if n == 0:
+        return
+    ndim, meta = _meta(dst.shape, (dst,))
+    _launch("elementwise", f"fill_{_sfx(dst.dtype, 'fill')}", n,
+            (dst, np.int64(n), ndim, meta, np.float64(value)))
+
+
+# ------------------------------------------------------------------ views
+def _view_strides(shape, strides, new_shape):
+    """Strides that give `new_shape` over the same elements as (shape, strides) in
+    row-major order, or None when only a copy can (numpy's no-copy reshape rule)."""
+    old = [(n, s) for n, s in zip(shape, strides) if n != 1]
+    new_strides = []
+    i = 0
+    size = _numel(new_shape)
+    if size == 0:
+        return [0] * len(new_shape)
+    for n in new_shape:
+        if n == 1:
+            new_strides.append(0)
+            continue
+        # take old dims until their product reaches n; they must be contiguous among themselves
+        prod, group = 1, []
+        while prod < n and i < len(old):
+            prod *= old[i][0]
+            group.append(old[i])
+            i += 1
+        if prod != n:
+            return None
+        for (n0, s0), (n1, s1) in zip(group, group[1:]):
+            if s0 != n1 * s1:
+                return None
+        new_strides.append(group[-1][1])
+    return new_strides
+
+
+def reshape(x, shape):
+    """A view when strides allow, otherwise a contiguous copy made by our kernel."""
+    shape = tuple(shape)
+    if -1 in shape:
+        known = _numel(s for s in shape if s != -1)
+        shape = tuple((x.size // known if known else 0) if s == -1 else s for s in shape)
+    if _numel(shape) != x.size:
+        raise ValueError(f"cannot reshape array of size {x.size} into shape {shape}")
+    st = _view_strides(x.shape, x.strides, shape)
+    if st is None:
+        return copy(x).reshape(shape)
+    return _xp.lib.stride_tricks.as_strided(x, shape, st)
+
+
+def permute(x, axes):
+    return x.transpose(axes)
+
+
+def broadcast_to(x, shape):
+    return _xp.broadcast_to(x, shape)
+
+
+def view_index(x, key):
+    """Basic indexing (ints, slices, None): always a view, never a scalar."""
+    out = x[key]
+    return out if isinstance(out, array_type) else x[tuple(key) + (Ellipsis,)]
+
+
+def flip(x, dims):
+    key = [slice(None)] * x.ndim
+    for d in dims:
+        key[d] = slice(None, None, -1)
+    return x[tuple(key)]
+
+
+def shares_memory(a, b):
+    return _xp.may_share_memory(a, b)
+
+
+# ------------------------------------------------------------------ elementwise
+def _check_unary(op, dtype):
+    kind = np.dtype(dtype).kind
+    if kind == "b" or (kind != "f" and op not in _NUMERIC_UNARY):
+        expected = "a float or integer dtype" if op in _NUMERIC_UNARY else "float32 or float64"
+        raise TypeError(f"{op}: input has dtype {np.dtype(dtype).name}, expected {expected}")
+
+
+def _unary(op, x, out, p0, p1):
+    n = _numel(x.shape)
+    if n == 0:
+        return out
+    ndim, meta = _meta(x.shape, (out, x))
+    s = _sfx(x.dtype, op)
+    if op == "logical_not":
+        _launch("elementwise", f"logical_not_{s}", n, (x, out, np.int64(n), ndim, meta))
+    else:
+        _check_unary(op, x.dtype)
+        _launch("elementwise", f"unary_{s}", n, (x, out, np.int64(n), ndim, meta, np.float64(p0),
+                                                 np.float64(p1), np.int32(_U[op])))
+    return out
+
+
+def unary(op, x, p0=0.0, p1=0.0):
+    return _unary(op, x, _empty(x.shape, np.bool_ if op == "logical_not" else x.dtype), p0, p1)
+
+
+def unary_(op, x, p0=0.0, p1=0.0):
+    """In place: x = op(x)."""
+    return _unary(op, x, x, p0, p1)
+
+
+_ERR = None  # a persistent int32 error word for integer division and powers
+
+
+def _binary(op, a, b, out):
+    if a.dtype != b.dtype:
+        raise TypeError(f"{op}: inputs have different dtypes {a.dtype} and {b.dtype}")
+    n = _numel(out.shape)
+    if n == 0:
+        return out
+    s = _sfx(a.dtype, op)
+    ndim, meta = _meta(out.shape, (out, a, b))
+    code = np.int32(_B[op])
+    if op in _BOOL_RESULT:
+        _launch("elementwise", f"compare_{s}", n, (a, b, out, np.int64(n), ndim, meta, code))
+        return out
+    kind = a.dtype.kind
+    if (kind == "b" and op not in ("add", "mul", "maximum", "minimum")) or \
+            (kind != "f" and op == "atan2"):
+        raise TypeError(f"{op}: input has dtype {a.dtype}, expected a numeric dtype")
+    global _ERR
+    if _ERR is None:
+        _ERR = full((1,), 0, np.int32)
+    _launch("elementwise", f"binary_{s}", n, (a, b, out, np.int64(n), ndim, meta, code, _ERR))
+    if kind in "iu" and op in _INT_CHECKED:
+        err = int(_to_host(_ERR)[0])
+        if err:
+            fill_(_ERR, 0)
+            if err == 1:
+                raise ValueError(f"{op}: integer division by zero")
+            raise ValueError(f"{op}: integers to negative integer powers are not allowed")
+    return out
+
+
+def binary(op, a, b):
+    shape = a.shape if a.shape == b.shape else np.broadcast_shapes(a.shape, b.shape)
+    out = _empty(shape, np.bool_ if op in _BOOL_RESULT else a.dtype)
+    return _binary(op, _expand(a, shape), _expand(b, shape), out)
+
+
+def binary_(op, a, b):
+    """In place: a = op(a, b), b broadcast to a's shape."""
+    return _binary(op, a, _expand(b, a.shape), a)
+
+
+def where(cond, a, b):
+    shape = np.broadcast_shapes(cond.shape, a.shape, b.shape)
+    if a.dtype != b.dtype:
+        raise TypeError(f"where: second input has dtype {b.dtype}, expected {a.dtype}")
+    if cond.dtype != np.bool_:
+        raise TypeError(f"where: condition has dtype {cond.dtype}, expected bool")
+    out = _empty(shape, a.dtype)
+    n = _numel(shape)
+    if n:
+        args = (out, _expand(cond, shape), _expand(a, shape), _expand(b, shape))
+        ndim, meta = _meta(shape, args)
+        _launch("elementwise", f"where_{_sfx(a.dtype, 'where')}", n,
+                (*args[1:], out, np.int64(n), ndim, meta))
+    return out
+
+
+def _expand(x, shape):
+    return x if x.shape == shape else _xp.broadcast_to(x, shape)
+
+
+def broadcast_arrays(*arrays):
+    shape = np.broadcast_shapes(*(a.shape for a in arrays))
+    return [_expand(a, shape) for a in arrays]
+
+
+# ------------------------------------------------------------------ reductions
+_SMALL_REDUCTION = 8     # at most this many elements per output ...
+_MANY_OUTPUTS = 1024     # ... and at least this many outputs: one thread per output
+_MAX_LINES = 4096        # blocks of the one-block-per-line kernels; they loop over the rest
+
+
+def _line_block(n):
+    """Threads per block for a reduction of n elements: a multiple of 32, at most 256."""
+    b = 32
+    while b < n and b < 256:
+        b *= 2
+    return b
+
+
+def reduce(op, x, dims, keepdim, dtype=None):
+    kept = list(x.shape)
+    for d in dims:
+        kept[d] = 1
+    out = _empty(tuple(kept), dtype or x.dtype)
+    name = f"reduce_{_sfx(x.dtype, op)}_{_sfx(out.dtype, op)}"
+    others = [d for d in range(x.ndim) if d not in dims]
+    xs, os_ = _estrides(x), _estrides(out)
+    nout = _numel(kept)
+    nred = _numel(x.shape[d] for d in dims)
+    if nout:
+        nk, kmeta = _meta_strides([x.shape[d] for d in others],
+                                  [[xs[d] for d in others], [os_[d] for d in others]])
+        nr, rmeta = _meta_strides([x.shape[d] for d in dims], [[xs[d] for d in dims]])
+        args = (x, out, np.int64(nout), np.int64(nred), nk, kmeta, nr, rmeta, np.int32(_R[op]))
+        if nred <= _SMALL_REDUCTION and nout >= _MANY_OUTPUTS:
+            _launch("reduce", name, nout, args + (np.int32(1),))
+        else:
+            _launch_grid("reduce", name, (min(nout, _MAX_LINES),), (_line_block(nred),),
+                         args + (np.int32(0),))
+    if not keepdim:
+        out = reshape(out, [s for d, s in enumerate(x.shape) if d not in dims])
+    return out
+
+
+def _lines(x, dim, outs):
+    """(nlines, nk, kmeta) for the lines of x along dim, over x and `outs` (same ndim)."""
+    others = [d for d in range(x.ndim) if d != dim]
+    strides = [[_estrides(a)[d] for d in others] for a in (x, *outs)]
+    nk, kmeta = _meta_strides([x.shape[d] for d in others], strides)
+    return _numel(x.shape[d] for d in others), nk, kmeta
+
+
+def _along(x, dim):
+    """x as at least 1-D (a 0-d tensor is one line of one element) and the dim."""
+    return (x.reshape(1), 0) if x.ndim == 0 else (x, dim)
+
+
+def _estride(a, dim):
+    return np.int64(a.strides[dim] // a.itemsize)
+
+
+def reduce_arg(is_max, x, dim, keepdim):
+    kept = list(x.shape)
+    if x.ndim:
+        kept[dim] = 1
+    values = _empty(tuple(kept), x.dtype)
+    indices = _empty(tuple(kept), np.int64)
+    xa, d = _along(x, dim)
+    va, ia = _along(values, dim)[0], _along(indices, dim)[0]
+    n = xa.shape[d]
+    if n == 0:
+        raise ValueError(f"{'max' if is_max else 'min'}: cannot reduce over an empty dimension")
+    nlines, nk, kmeta = _lines(xa, d, (va, ia))
+    if nlines:
+        _launch_grid("reduce", f"reduce_arg_{_sfx(x.dtype, 'max')}", (min(nlines, _MAX_LINES),),
+                     (_line_block(n),), (xa, va, ia, np.int64(nlines), np.int64(n),
+                                         _estride(xa, d), nk, kmeta, np.int32(bool(is_max))))
+    if not keepdim and x.ndim:
+        values, indices = _xp.squeeze(values, dim), _xp.squeeze(indices, dim)
+    return values, indices
+
+
+def cumsum(x, dim):
+    out = _empty(x.shape, x.dtype)
+    xa, d = _along(x, dim)
+    oa = _along(out, dim)[0]
+    n = xa.shape[d]
+    nlines, nk, kmeta = _lines(xa, d, (oa,))
+    if nlines and n:
+        _launch_grid("reduce", f"cumsum_{_sfx(x.dtype, 'cumsum')}", (min(nlines, _MAX_LINES),),
+                     (_line_block(n),), (xa, oa, np.int64(nlines), np.int64(n), _estride(xa, d),
+                                         _estride(oa, d), nk, kmeta))
+    return out
+
+
+def _check_float(op, dtype):
+    if np.dtype(dtype).kind != "f":
+        raise TypeError(f"{op}: expected a float32 or float64 tensor, got {np.dtype(dtype).name}")
+
+
+def softmax(x, dim, log):
+    op = "log_softmax" if log else "softmax"
+    _check_float(op, x.dtype)
+    out = _empty(x.shape, x.dtype)
+    xa, d = _along(x, dim)
+    oa = _along(out, dim)[0]
+    n = xa.shape[d]
+    nlines, nk, kmeta = _lines(xa, d, (oa,))
+    if nlines and n:
+        _launch_grid("reduce", f"softmax_{_sfx(x.dtype)}", (min(nlines, _MAX_LINES),),
+                     (_line_block(n),), (xa, oa, np.int64(nlines), np.int64(n), _estride(xa, d),
+                                         _estride(oa, d), nk, kmeta, np.int32(bool(log))))
+    return out
+
+
+def softmax_backward(y, grad, dim, log):
+    op = "log_softmax_backward" if log else "softmax_backward"
+    _check_float(op, y.dtype)
+    if grad.dtype != y.dtype or grad.shape != y.shape:
+        raise ValueError(f"{op}: grad {grad.shape} {grad.dtype} does not match output "
+                         f"{y.shape} {y.dtype}")
+    out = _empty(y.shape, y.dtype)
+    ya, d = _along(y, dim)
+    ga, oa = _along(grad, dim)[0], _along(out, dim)[0]
+    n = ya.shape[d]
+    nlines, nk, kmeta = _lines(ya, d, (ga, oa))
+    if nlines and n:
+        _launch_grid("reduce", f"softmax_backward_{_sfx(y.dtype)}", (min(nlines, _MAX_LINES),),
+                     (_line_block(n),), (ya, ga, oa, np.int64(nlines), np.int64(n),
+                                         _estride(ya, d), _estride(ga, d), _estride(oa, d), nk,
+                                         kmeta, np.int32(bool(log))))
+    return out
+
+
+# ------------------------------------------------------------------ linear algebra
+_TILE = 64  # the C tile of one block (TM, TN in gemm.cu)
+
+
+def matmul(a, b):
+    """a[..., M, K] @ b[..., K, N] with broadcast batch dims (both at least 2-D)."""
+    if a.dtype != b.dtype or a.dtype.kind != "f":
+        raise TypeError(f"matmul: expected two float32 or two float64 operands, got {a.dtype} "
+                        f"and {b.dtype}")
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align "
+                         f"({a.shape[-1]} != {b.shape[-2]})")
+    batch = a.shape[:-2] if a.shape[:-2] == b.shape[:-2] else \
+        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    (M, K), N = a.shape[-2:], b.shape[-1]
+    out = _empty(batch + (M, N), a.dtype)
+    nbatch = _numel(batch)
+    if nbatch == 0 or M == 0 or N == 0:
+        return out
+    a, b = _expand(a, batch + a.shape[-2:]), _expand(b, batch + b.shape[-2:])
+    sa, sb, so = _estrides(a), _estrides(b), _estrides(out)
+    nb, bmeta = _meta_strides(batch, [sa[:-2], sb[:-2], so[:-2]])
+    grid = ((N + _TILE - 1) // _TILE, (M + _TILE - 1) // _TILE, min(nbatch, 65535))
+    i64 = np.int64
+    _launch_grid("gemm", f"matmul_{_sfx(a.dtype)}", grid, (256,),
+                 (a, b, out, i64(M), i64(N), i64(K), i64(sa[-2]), i64(sa[-1]), i64(sb[-2]),
+                  i64(sb[-1]), i64(so[-2]), i64(so[-1]), i64(nbatch), nb, bmeta))
+    return out
+
+
+# ------------------------------------------------------------------ indexing
+_NO_ERROR = np.iinfo(np.int64).max  # err[0] until a kernel flags a bad position
+
+
+def _error_word():
+    return _to_device(np.array([_NO_ERROR], np.int64))  # exact: fill_ goes through a double
+
+
+def _flagged(err):
+    """The position a kernel flagged in err, or None."""
+    pos = int(_to_host(err)[0])
+    return None if pos == _NO_ERROR else pos
+
+
+def _bad_index(op, index, pos, dim, size):
+    value = int(_to_host(index).reshape(-1)[pos])
+    return IndexError(f"{op}: index {value} is out of bounds for dimension {dim} with size {size}")
+
+
+def _as_index(idx, op):
+    if idx.dtype == np.int64:
+        return idx
+    if idx.dtype != np.int32:
+        raise TypeError(f"{op}: indices must be int64 or int32, got {idx.dtype}")
+    return cast(idx, np.int64)
+
+
+def _check_indices(op, stacked, sizes, dims, wrap):
+    """Validate k stacked index arrays (k, *B), indexing `dims` of the given sizes,
+    before anything is written."""
+    n = _numel(stacked.shape)
+    if n == 0:
+        return
+    per = n // len(sizes)
+    err = _error_word()
+    ndim, meta = _meta(stacked.shape, (stacked,))
+    _launch("index", "check_index", n, (stacked, np.int64(n), ndim, meta,
+                                        _to_device(np.array(sizes, np.int64)), np.int64(per),
+                                        np.int32(bool(wrap)), err))
+    pos = _flagged(err)
+    if pos is not None:
+        raise _bad_index(op, stacked, pos, dims[pos // per], sizes[pos // per])
+
+
+def _as_1d(a):
+    return a.reshape(1) if a.ndim == 0 else a
+
+
+def _dim_meta(index, other, target, dim):
+    """Metadata over index's shape: strides of index, `other` and `target` with the
+    indexed dim's stride zeroed (its offset comes from the index value)."""
+    ts = _estrides(target)
+    ts[dim] = 0
+    return _meta_strides(index.shape, [_estrides(index), _estrides(other), ts])
+
+
+def gather(x, dim, index):
+    out = _empty(index.shape, x.dtype)
+    xa, ia, oa = _as_1d(x), _as_1d(_as_index(index, "gather")), _as_1d(out)
+    if ia.ndim != xa.ndim or any(i > s for d, (i, s) in enumerate(zip(ia.shape, xa.shape))
+                                 if d != dim):
+        raise ValueError(f"gather: index {index.shape} does not fit input {x.shape} "
+                         f"along dims other than {dim}")
+    n = _numel(ia.shape)
+    if n:
+        err = _error_word()
+        ndim, meta = _dim_meta(ia, oa, xa, dim)
+        _launch("index", f"gather_{_sfx(x.dtype, 'gather')}", n,
+                (xa, ia, oa, np.int64(n), ndim, meta, np.int64(xa.shape[dim]),
+                 _estride(xa, dim), err))
+        pos = _flagged(err)
+        if pos is not None:
+            raise _bad_index("gather", ia, pos, dim, xa.shape[dim])
+    return out
+
+
+def scatter_add_(out, dim, index, src):
+    if out.dtype != src.dtype:
+        raise TypeError(f"scatter_add: src dtype {src.dtype} does not match out dtype {out.dtype}")
+    if out.dtype == np.bool_:
+        raise TypeError("scatter_add: bool tensors are not supported on cuda")
+    oa, ia, sa = _as_1d(out), _as_1d(_as_index(index, "scatter_add")), _as_1d(src)
+    n = _numel(ia.shape)
+    if n == 0:
+        return out
+    _check_indices("scatter_add", ia, [oa.shape[dim]], [dim], False)
+    ndim, meta = _dim_meta(ia, sa, oa, dim)
+    _launch("index", f"scatter_add_{_sfx(out.dtype)}", n,
+            (oa, ia, sa, np.int64(n), ndim, meta, _estride(oa, dim)))
+    return out
+
+
+def _stack(indices, op):
+    """The k index arrays (one shape B) as one contiguous int64 (k, *B) array."""
+    shape = indices[0].shape
+    stacked = _empty((len(indices),) + shape, np.int64)
+    for j, idx in enumerate(indices):
+        if idx.shape != shape:
+            raise ValueError(f"{op}: index arrays have different shapes {shape} and {idx.shape}")
+        copy_into(stacked[j], _as_index(idx, op))
+    return stacked
+
+
+def _advanced(op, t, indices, other, other_b, other_t):
+    """Shared launch setup of index_gather/index_put: t is the indexed tensor, `other`
+    the operand laid out as B + t.shape[k:] (strides other_b over B, other_t over T)."""
+    k = len(indices)
+    if k > t.ndim:
+        raise IndexError(f"{op}: too many indices ({k}) for a tensor of {t.ndim} dimensions")
+    stacked = _stack(indices, op)
+    B, T = stacked.shape[1:], t.shape[k:]
+    nB, tn = _numel(B), _numel(T)
+    if nB == 0:
+        return None
+    _check_indices(op, stacked, list(t.shape[:k]), list(range(k)), True)
+    if tn == 0:
+        return None
+    ts = _estrides(t)
+    ks = _to_device(np.array(list(t.shape[:k]) + ts[:k], np.int64))
+    nbd, bmeta = _meta_strides(B, [other_b])
+    ntd, tmeta = _meta_strides(T, [ts[k:], other_t])
+    return (stacked, np.int64(nB), np.int64(tn), np.int32(k), ks, nbd, bmeta, ntd, tmeta), nB * tn
+
+
+def index_gather(x, indices):
+    out = _empty(indices[0].shape + x.shape[len(indices):], x.dtype)
+    nb = len(indices[0].shape)
+    os_ = _estrides(out)
+    plan = _advanced("index_gather", x, indices, out, os_[:nb], os_[nb:])
+    if plan is not None:
+        (stacked, *rest), n = plan
+        _launch("index", f"index_gather_{_sfx(x.dtype, 'index_gather')}", n,
+                (x, stacked, out, *rest))
+    return out
+
+
+def index_put_(dst, indices, src, accumulate):
+    if dst.dtype != src.dtype:
+        raise TypeError(f"index_put: src dtype {src.dtype} does not match dst dtype {dst.dtype}")
+    if accumulate and dst.dtype == np.bool_:
+        raise TypeError("index_put: accumulating into bool tensors is not supported on cuda")
+    B = indices[0].shape if indices else ()
+    full_shape = tuple(B) + dst.shape[len(indices):]
+    try:
+        src = _expand(src, full_shape)
+    except ValueError:
+        raise ValueError(f"index_put: src {src.shape} cannot be broadcast to {full_shape}") from None
+    ss = _estrides(src)
+    plan = _advanced("index_put", dst, indices, src, ss[:len(B)], ss[len(B):])
+    if plan is not None:
+        (stacked, *rest), n = plan
+        _launch("index", f"index_put_{_sfx(dst.dtype, 'index_put')}", n,
+                (dst, stacked, src, *rest, np.int32(bool(accumulate))))
+    return dst
+
+
+def nonzero(mask):
+    n = _numel(mask.shape)
+    flags = cast(cast(mask, np.bool_), np.int64).reshape(-1) if n else None
+    if n:
+        csum = cumsum(flags, 0)
+        count = int(_to_host(csum[-1:])[0])
+    else:
+        count = 0
+    out = _empty((count, mask.ndim), np.int64)
+    if count and mask.ndim:
+        _launch("index", "nonzero_write", n, (flags, csum, out, np.int64(n), np.int32(mask.ndim),
+                                              _to_device(np.array(mask.shape, np.int64))))
+    return out
+
+
+def _sorted_along(op, x, dim, k, descending):
+    shape = list(x.shape)
+    if x.ndim:
+        shape[dim] = k
+    values = _empty(tuple(shape), x.dtype)
+    indices = _empty(tuple(shape), np.int64)
+    xa, d = _along(x, dim)
+    va, ia = _along(values, dim)[0], _along(indices, dim)[0]
+    n = xa.shape[d]
+    nlines, nk, kmeta = _lines(xa, d, (va, ia))
+    if nlines == 0 or k == 0:
+        return values, indices
+    P = 1
+    while P < n:
+        P *= 2
+    blocks = min(nlines, _MAX_LINES)
+    sv, si = _empty((blocks, P), x.dtype), _empty((blocks, P), np.int64)
+    i64 = np.int64
+    _launch_grid("index", f"sort_{_sfx(x.dtype, op)}", (blocks,), (_line_block(P // 2),),
+                 (xa, va, ia, sv, si, i64(nlines), i64(n), i64(P), i64(k), _estride(xa, d),
+                  _estride(va, d), _estride(ia, d), nk, kmeta, np.int32(bool(descending))))
+    return values, indices
+
+
+def sort(x, dim, descending):
+    return _sorted_along("sort", x, dim, x.shape[dim] if x.ndim else 1, descending)
+
+
+def topk(x, k, dim, largest):
+    n = x.shape[dim] if x.ndim else 1
+    if k < 0:
+        raise ValueError(f"topk: k ({k}) must be >= 0")
+    if k > n:
+        raise ValueError(f"topk: k ({k}) is larger than dimension size ({n})")
+    return _sorted_along("topk", x, dim, k, largest)
+
+
+def one_hot(index, num_classes, dtype):
+    out = _empty(index.shape + (num_classes,), dtype)
+    index = _as_index(index, "one_hot")
+    n = _numel(index.shape)
+    if n:
+        err = _error_word()
+        os_ = _estrides(out)
+        ndim, meta = _meta_strides(index.shape, [_estrides(index), os_[:-1]])
+        _launch("index", f"one_hot_{_sfx(dtype, 'one_hot')}", n,
+                (index, out, np.int64(n), ndim, meta, np.int64(num_classes), np.int64(os_[-1]),
+                 err))
+        pos = _flagged(err)
+        if pos is not None:
+            c = int(_to_host(index).reshape(-1)[pos])
+            raise IndexError(f"one_hot: class index {c} out of range [0, {num_classes})")
+    return out
+
+
+# ------------------------------------------------------------------ random numbers
+# The random bits come from numpy on the host (as on the CPU device) and are copied over.
+def rand(shape, dtype, generator):
+    return from_numpy(generator.random(shape, dtype=dtype))
+
+
+def randn(shape, dtype, generator):
+    return from_numpy(generator.standard_normal(shape, dtype=dtype))
+
+
+def randint(low, high, shape, dtype, generator):
+    return from_numpy(generator.integers(low, high, size=shape, dtype=dtype))
+
+
+def permutation(n, generator):
+    return from_numpy(generator.permutation(n).astype(np.int64, copy=False))
