@@ -301,16 +301,9 @@ _TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 _TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
-def test_real_mnist():
-    root = os.environ.get("GENESIS_DATA", os.path.join(os.path.expanduser("~"), ".cache",
-                                                       "genesis"))
-    try:
-        train = MNIST(root, train=True, download=True)
-    except M.DownloadError as e:
-        if os.environ.get("GENESIS_REQUIRE_MNIST") == "1":
-            pytest.fail(f"GENESIS_REQUIRE_MNIST=1 but MNIST could not be loaded: {e}")
-        pytest.skip(f"MNIST is not cached and could not be downloaded: {e}")
-    test = MNIST(root, train=False)
+def test_real_mnist(mnist_root):
+    train = MNIST(mnist_root, train=True)
+    test = MNIST(mnist_root, train=False)
     assert len(train) == 60000 and len(test) == 10000
     for ds, counts, first in ((train, _TRAIN_COUNTS, 5), (test, _TEST_COUNTS, 7)):
         pixels, labels = ds.data.numpy(), ds.targets.numpy()

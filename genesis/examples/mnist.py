@@ -140,6 +140,8 @@ def parse_args(argv):
                    help="train on the first N training images only")
     p.add_argument("--test-subset", type=int, default=None, metavar="N",
                    help="evaluate on the first N test images only")
+    p.add_argument("--stop-after", type=int, default=None, metavar="EPOCH",
+                   help="stop after this epoch (continue later with --resume)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -179,7 +181,8 @@ def main(argv=None):
     ckpt_path = os.path.join(args.out, f"mnist-{args.model}.ckpt")
     print(f"genesis {genesis.__version__}: {args.model} on MNIST ({len(train_set)} train, "
           f"{len(test_set)} test images), {genesis.get_num_threads()} threads, lr {lr}")
-    for epoch in range(start_epoch, args.epochs):
+    last = args.epochs if args.stop_after is None else min(args.epochs, args.stop_after)
+    for epoch in range(start_epoch, last):
         # One generator per epoch, seeded from the run's seed: a resumed run
         # shuffles exactly as the uninterrupted one.
         shuffle = genesis.Generator().manual_seed(args.seed * 1000 + epoch)
