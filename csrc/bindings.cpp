@@ -21,6 +21,7 @@
 #include "pool.h"
 #include "reduce.h"
 #include "rnn.h"
+#include "upsample.h"
 
 namespace py = pybind11;
 using namespace genesis;
@@ -649,4 +650,34 @@ PYBIND11_MODULE(_C, m) {
     MaybeRelease r(numel(vhy));
     DISPATCH(rnn_cell_backward, vg, vhy, relu, vgg);
   });
+  // ---- upsampling
+  // NCHW; mode 0 nearest, 1 nearest-exact, 2 bilinear; a scale <= 0 means the output
+  // size was given instead of a scale factor.
+  {
+    auto upsample_params = [](int mode, bool align_corners, const std::array<double, 2>& scale) {
+      UpsampleParams p;
+      p.mode = static_cast<UpsampleMode>(mode);
+      p.align_corners = align_corners;
+      p.scale[0] = scale[0];
+      p.scale[1] = scale[1];
+      return p;
+    };
+    m.def("upsample2d", [upsample_params](const py::array& x, const py::array& out, int mode,
+                                          bool align_corners, const std::array<double, 2>& scale) {
+      auto vx = view_of(x), vo = out_of(out);
+      const auto p = upsample_params(mode, align_corners, scale);
+      MaybeRelease r(numel(vo));
+      upsample2d(vx, vo, p);
+    }, py::arg("x"), py::arg("out"), py::arg("mode"), py::arg("align_corners"), py::arg("scale"),
+       "out = x resized to out's (H, W) by nearest, nearest-exact or bilinear interpolation.");
+    m.def("upsample2d_backward", [upsample_params](const py::array& gy, const py::array& gx,
+                                                   int mode, bool align_corners,
+                                                   const std::array<double, 2>& scale) {
+      auto vg = view_of(gy), vo = out_of(gx);
+      const auto p = upsample_params(mode, align_corners, scale);
+      MaybeRelease r(numel(vg));
+      upsample2d_backward(vg, vo, p);
+    }, py::arg("grad"), py::arg("out"), py::arg("mode"), py::arg("align_corners"),
+       py::arg("scale"), "out = the input gradient of upsample2d for grad.");
+  }
 }
