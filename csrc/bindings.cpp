@@ -20,6 +20,7 @@
 #include "optim.h"
 #include "pool.h"
 #include "reduce.h"
+#include "rnn.h"
 #include "upsample.h"
 
 namespace py = pybind11;
@@ -542,70 +543,112 @@ PYBIND11_MODULE(_C, m) {
     DISPATCH(adagrad_update, vp, vg, vq, vs, args);
   }, py::arg("param"), py::arg("grad"), py::arg("state_sum"), py::arg("step"), py::arg("lr"),
      py::arg("lr_decay"), py::arg("weight_decay"), py::arg("eps"), py::arg("maximize"));
+
   // ---- losses
-  // An optional array argument (None or array) as a View pointer.
-  struct Optional {
-    static const View* of(const py::object& obj, View& storage, bool writable = false) {
-      if (obj.is_none()) return nullptr;
-      storage = view_of(obj.cast<py::array>(), writable);
-      return &storage;
-    }
-  };
-  m.def("check_labels", [](const py::array& labels, int64_t n, const py::object& ignore,
+  m.def("check_labels", [](const py::array& labels, int64_t n, std::optional<int64_t> ignore,
                            const std::string& what, const std::string& bound) {
     auto vl = view_of(labels);
-    const bool has_ignore = !ignore.is_none();
-    const int64_t ig = has_ignore ? ignore.cast<int64_t>() : 0;
-    DISPATCH(check_labels, vl, n, has_ignore, ig, what, bound);
+    DISPATCH(check_labels, vl, n, ignore.has_value(), ignore.value_or(0), what, bound);
   });
-  m.def("cross_entropy", [](const py::array& x, const py::array& target, const py::object& weight,
+  m.def("cross_entropy", [](const py::array& x, const py::array& target, const OptArray& weight,
                             int64_t ignore_index, double label_smoothing, int reduction,
                             const py::array& out, const py::array& lse, const py::array& total) {
-    View wv;
     auto vx = view_of(x), vt = view_of(target), vo = out_of(out), vl = out_of(lse),
          vtw = out_of(total);
-    const View* w = Optional::of(weight, wv);
+    OptView w(weight, false);
     MaybeRelease r(numel(vx));
-    DISPATCH(cross_entropy, vx, vt, w, ignore_index, label_smoothing, reduction, vo, vl, vtw);
+    DISPATCH(cross_entropy, vx, vt, w.get(), ignore_index, label_smoothing, reduction, vo, vl,
+             vtw);
   });
   m.def("cross_entropy_backward", [](const py::array& x, const py::array& target,
-                                     const py::object& weight, int64_t ignore_index,
+                                     const OptArray& weight, int64_t ignore_index,
                                      double label_smoothing, int reduction, const py::array& lse,
                                      const py::array& total, const py::array& grad,
                                      const py::array& grad_input) {
-    View wv;
     auto vx = view_of(x), vt = view_of(target), vl = view_of(lse), vtw = view_of(total),
          vg = view_of(grad), vgi = out_of(grad_input);
-    const View* w = Optional::of(weight, wv);
+    OptView w(weight, false);
     MaybeRelease r(numel(vx));
-    DISPATCH(cross_entropy_backward, vx, vt, w, ignore_index, label_smoothing, reduction, vl, vtw,
-             vg, vgi);
+    DISPATCH(cross_entropy_backward, vx, vt, w.get(), ignore_index, label_smoothing, reduction, vl,
+             vtw, vg, vgi);
   });
   m.def("cross_entropy_prob", [](const py::array& x, const py::array& target,
-                                 const py::object& weight, double label_smoothing, int reduction,
+                                 const OptArray& weight, double label_smoothing, int reduction,
                                  const py::array& out, const py::array& lse,
                                  const py::array& total) {
-    View wv;
     auto vx = view_of(x), vt = view_of(target), vo = out_of(out), vl = out_of(lse),
          vtw = out_of(total);
-    const View* w = Optional::of(weight, wv);
+    OptView w(weight, false);
     MaybeRelease r(numel(vx));
-    DISPATCH(cross_entropy_prob, vx, vt, w, label_smoothing, reduction, vo, vl, vtw);
+    DISPATCH(cross_entropy_prob, vx, vt, w.get(), label_smoothing, reduction, vo, vl, vtw);
   });
   m.def("cross_entropy_prob_backward", [](const py::array& x, const py::array& target,
-                                          const py::object& weight, double label_smoothing,
+                                          const OptArray& weight, double label_smoothing,
                                           int reduction, const py::array& lse,
                                           const py::array& total, const py::array& grad,
                                           const py::array& grad_input,
-                                          const py::object& grad_target) {
-    View wv, gtv;
+                                          const OptArray& grad_target) {
     auto vx = view_of(x), vt = view_of(target), vl = view_of(lse), vtw = view_of(total),
          vg = view_of(grad), vgi = out_of(grad_input);
-    const View* w = Optional::of(weight, wv);
-    const View* gt = Optional::of(grad_target, gtv, true);
+    OptView w(weight, false), gt(grad_target, true);
     MaybeRelease r(numel(vx));
-    DISPATCH(cross_entropy_prob_backward, vx, vt, w, label_smoothing, reduction, vl, vtw, vg, vgi,
-             gt);
+    DISPATCH(cross_entropy_prob_backward, vx, vt, w.get(), label_smoothing, reduction, vl, vtw, vg,
+             vgi, gt.get());
+  });
+  // ---- recurrent cells
+  // One time step of an LSTM, GRU or Elman RNN given its gate pre-activations
+  // (rnn.h); absent biases and gradients are None.
+  m.def("lstm_cell", [](const py::array& input_gates, const py::array& hidden_gates,
+                        const py::array& cx, const OptArray& input_bias,
+                        const OptArray& hidden_bias, const py::array& hy, const py::array& cy,
+                        const py::array& workspace) {
+    auto vi = view_of(input_gates), vh = view_of(hidden_gates), vc = view_of(cx);
+    auto vhy = out_of(hy), vcy = out_of(cy), vw = out_of(workspace);
+    OptView bi(input_bias, false), bh(hidden_bias, false);
+    MaybeRelease r(numel(vi));
+    DISPATCH(lstm_cell_forward, vi, vh, vc, bi.get(), bh.get(), vhy, vcy, vw);
+  });
+  m.def("lstm_cell_backward", [](const OptArray& grad_hy, const OptArray& grad_cy,
+                                 const py::array& cx, const py::array& cy,
+                                 const py::array& workspace, const py::array& grad_gates,
+                                 const py::array& grad_cx) {
+    OptView ghy(grad_hy, false), gcy(grad_cy, false);
+    auto vc = view_of(cx), vcy = view_of(cy), vw = view_of(workspace);
+    auto vg = out_of(grad_gates), vgc = out_of(grad_cx);
+    MaybeRelease r(numel(vw));
+    DISPATCH(lstm_cell_backward, ghy.get(), gcy.get(), vc, vcy, vw, vg, vgc);
+  });
+  m.def("gru_cell", [](const py::array& input_gates, const py::array& hidden_gates,
+                       const py::array& hx, const OptArray& input_bias,
+                       const OptArray& hidden_bias, const py::array& hy,
+                       const py::array& workspace) {
+    auto vi = view_of(input_gates), vh = view_of(hidden_gates), vx = view_of(hx);
+    auto vhy = out_of(hy), vw = out_of(workspace);
+    OptView bi(input_bias, false), bh(hidden_bias, false);
+    MaybeRelease r(numel(vi));
+    DISPATCH(gru_cell_forward, vi, vh, vx, bi.get(), bh.get(), vhy, vw);
+  });
+  m.def("gru_cell_backward", [](const py::array& grad_hy, const py::array& hx,
+                                const py::array& workspace, const py::array& grad_input_gates,
+                                const py::array& grad_hidden_gates, const py::array& grad_hx) {
+    auto vg = view_of(grad_hy), vx = view_of(hx), vw = view_of(workspace);
+    auto vgi = out_of(grad_input_gates), vgh = out_of(grad_hidden_gates), vgx = out_of(grad_hx);
+    MaybeRelease r(numel(vw));
+    DISPATCH(gru_cell_backward, vg, vx, vw, vgi, vgh, vgx);
+  });
+  m.def("rnn_cell", [](const py::array& input_gates, const py::array& hidden_gates,
+                       const OptArray& input_bias, const OptArray& hidden_bias, bool relu,
+                       const py::array& hy) {
+    auto vi = view_of(input_gates), vh = view_of(hidden_gates), vhy = out_of(hy);
+    OptView bi(input_bias, false), bh(hidden_bias, false);
+    MaybeRelease r(numel(vi));
+    DISPATCH(rnn_cell_forward, vi, vh, bi.get(), bh.get(), relu, vhy);
+  });
+  m.def("rnn_cell_backward", [](const py::array& grad_hy, const py::array& hy, bool relu,
+                                const py::array& grad_gates) {
+    auto vg = view_of(grad_hy), vhy = view_of(hy), vgg = out_of(grad_gates);
+    MaybeRelease r(numel(vhy));
+    DISPATCH(rnn_cell_backward, vg, vhy, relu, vgg);
   });
   // ---- upsampling
   // NCHW; mode 0 nearest, 1 nearest-exact, 2 bilinear; a scale <= 0 means the output

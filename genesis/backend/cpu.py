@@ -442,6 +442,8 @@ def adagrad_update_(param, grad, state_sum, step, lr, lr_decay, weight_decay, ep
     """Adagrad."""
     _update_(_C.adagrad_update, param, grad, state_sum, step, lr, lr_decay, weight_decay, eps,
              maximize)
+
+
 # ---- losses
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 
@@ -514,6 +516,80 @@ def cross_entropy_backward(grad, x, target, weight, lse, total_weight, ignore_in
     _C.cross_entropy_backward(x3, reshape(target, rows2), weight, int(ignore_index),
                               float(label_smoothing), red, lse2, total_weight, g2, gi3)
     return grad_input, None
+
+
+# ---- recurrent cells
+# One time step of an LSTM, GRU or Elman RNN from its gate pre-activations
+# (input_gates = x @ W_ih^T, hidden_gates = h @ W_hh^T, computed by matmul);
+# biases may be None.  Gate operands need unit stride within rows (a block of
+# rows of a larger matrix is fine); others are made so.  Gate order is
+# PyTorch's: LSTM (i, f, g, o), GRU (r, z, n).
+def _unit_rows(x):
+    return x if x.ndim != 2 or x.strides[1] == x.itemsize or x.shape[1] <= 1 else copy(x)
+
+
+def _cell_bias(b):
+    return None if b is None else contiguous(b)
+
+
+def lstm_cell(input_gates, hidden_gates, cx, input_bias, hidden_bias):
+    """-> (hy, cy, workspace): the new hidden and cell states (B, H) and the activated
+    gates (B, 4H) that lstm_cell_backward needs."""
+    cx = _unit_rows(cx)
+    hy, cy = np.empty(cx.shape, cx.dtype), np.empty(cx.shape, cx.dtype)
+    workspace = np.empty((cx.shape[0], 4 * cx.shape[1]), cx.dtype)
+    _C.lstm_cell(_unit_rows(input_gates), _unit_rows(hidden_gates), cx, _cell_bias(input_bias),
+                 _cell_bias(hidden_bias), hy, cy, workspace)
+    return hy, cy, workspace
+
+
+def lstm_cell_backward(grad_hy, grad_cy, cx, cy, workspace):
+    """-> (grad_gates (B, 4H) of the pre-activations, grad_cx (B, H)); grad_hy or grad_cy
+    may be None (zero)."""
+    grad_gates = np.empty(workspace.shape, workspace.dtype)
+    grad_cx = np.empty(cy.shape, cy.dtype)
+    _C.lstm_cell_backward(None if grad_hy is None else _unit_rows(grad_hy),
+                          None if grad_cy is None else _unit_rows(grad_cy), _unit_rows(cx), cy, workspace,
+                          grad_gates, grad_cx)
+    return grad_gates, grad_cx
+
+
+def gru_cell(input_gates, hidden_gates, hx, input_bias, hidden_bias):
+    """-> (hy (B, H), workspace (B, 4H): r, z, n and the hidden n pre-activation)."""
+    hx = _unit_rows(hx)
+    hy = np.empty(hx.shape, hx.dtype)
+    workspace = np.empty((hx.shape[0], 4 * hx.shape[1]), hx.dtype)
+    _C.gru_cell(_unit_rows(input_gates), _unit_rows(hidden_gates), hx, _cell_bias(input_bias),
+                _cell_bias(hidden_bias), hy, workspace)
+    return hy, workspace
+
+
+def gru_cell_backward(grad_hy, hx, workspace):
+    """-> (grad_input_gates, grad_hidden_gates (B, 3H), grad_hx (B, H)); grad_hx is only
+    the direct part grad_hy * z (add grad_hidden_gates @ W_hh)."""
+    b, h = hx.shape
+    grad_input_gates = np.empty((b, 3 * h), hx.dtype)
+    grad_hidden_gates = np.empty((b, 3 * h), hx.dtype)
+    grad_hx = np.empty((b, h), hx.dtype)
+    _C.gru_cell_backward(_unit_rows(grad_hy), _unit_rows(hx), workspace, grad_input_gates,
+                         grad_hidden_gates, grad_hx)
+    return grad_input_gates, grad_hidden_gates, grad_hx
+
+
+def rnn_cell(input_gates, hidden_gates, input_bias, hidden_bias, nonlinearity):
+    """hy = tanh or relu (`nonlinearity`) of the summed pre-activations."""
+    input_gates = _unit_rows(input_gates)
+    hy = np.empty(input_gates.shape, input_gates.dtype)
+    _C.rnn_cell(input_gates, _unit_rows(hidden_gates), _cell_bias(input_bias), _cell_bias(hidden_bias),
+                nonlinearity == "relu", hy)
+    return hy
+
+
+def rnn_cell_backward(grad_hy, hy, nonlinearity):
+    """Gradient of rnn_cell's pre-activations, from its output hy."""
+    grad_gates = np.empty(hy.shape, hy.dtype)
+    _C.rnn_cell_backward(_unit_rows(grad_hy), hy, nonlinearity == "relu", grad_gates)
+    return grad_gates
 # ---- upsampling
 # NCHW.  `mode` is "nearest", "nearest-exact" or "bilinear"; `scale` holds the
 # user's (height, width) scale factors, None for an axis whose size was given.

