@@ -22,6 +22,7 @@ import numpy as np
 import genesis
 from genesis import nn, optim
 from genesis.nn import functional as F
+from genesis.nn.utils import clip_grad_norm_
 
 DATA = os.environ.get("GENESIS_DATA", os.path.join("~", ".cache", "genesis"))
 CHECKPOINT = "char_lm.ckpt"
@@ -181,7 +182,7 @@ def train(model, train_data, args, generator):
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
         opt.zero_grad()
         loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         losses.append(loss.item())
@@ -194,9 +195,9 @@ def train(model, train_data, args, generator):
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="genesis-char-lm", description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--block-size", type=int, default=128)
+    p.add_argument("--steps", type=int, default=700)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--block-size", type=int, default=64)
     p.add_argument("--d-model", type=int, default=128)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--layers", type=int, default=4)

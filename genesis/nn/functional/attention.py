@@ -33,13 +33,13 @@ def causal_mask(L, S, device=None):
     return cols <= rows
 
 
-def attend(query, key, value, mask, dropout_p, scale, training=True):
+def attend(query, key, value, mask, dropout_p, scale):
     """(softmax(query key^T * scale + mask) value, the attention weights).
 
     `mask` is None, a bool tensor (True = attend) or a float tensor of the query's
     dtype added to the scores, broadcastable to (..., L, S).  Rows that may attend
-    to no key get zero weights.  Dropout (when `training`) is applied to the
-    weights, and the returned weights are the dropped-out ones, as PyTorch's
+    to no key get zero weights.  Dropout with probability `dropout_p` is applied to
+    the weights, and the returned weights are the dropped-out ones, as PyTorch's
     MultiheadAttention returns them.
     """
     scores = matmul(query * scale, key.mT)
@@ -58,8 +58,8 @@ def attend(query, key, value, mask, dropout_p, scale, training=True):
     weights = softmax(scores, -1)
     if dead is not None:
         weights = where(dead, 0.0, weights)
-    if dropout_p > 0.0 and training:
-        weights = dropout(weights, dropout_p, training=True)
+    if dropout_p > 0.0:
+        weights = dropout(weights, dropout_p)
     return matmul(weights, value), weights
 
 
@@ -269,15 +269,14 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
                                f"{list(value.shape)}")
         if query is key and key is value:  # self-attention: one product for q, k and v
             q, k, v = linear(q_rows, in_proj_weight, in_proj_bias).chunk(3, -1)
+        elif key is value:  # one product for k and v
+            q = linear(q_rows, in_proj_weight[:embed_dim], bq)
+            k, v = linear(k_rows, in_proj_weight[embed_dim:],
+                          None if in_proj_bias is None else in_proj_bias[embed_dim:]
+                          ).chunk(2, -1)
         else:
             wq, wk, wv = in_proj_weight.chunk(3)
-            q = linear(q_rows, wq, bq)
-            if key is value:
-                k, v = linear(k_rows, in_proj_weight[embed_dim:],
-                              None if in_proj_bias is None else in_proj_bias[embed_dim:]
-                              ).chunk(2, -1)
-            else:
-                k, v = linear(k_rows, wk, bk), linear(v_rows, wv, bv)
+            q, k, v = linear(q_rows, wq, bq), linear(k_rows, wk, bk), linear(v_rows, wv, bv)
 
     if attn_mask is not None:
         want = (tgt_len, src_len) if attn_mask.ndim == 2 else \
@@ -319,7 +318,7 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
         raise RuntimeError(f"{op}: keys ({k.shape[2]}) and values ({v.shape[2]}) differ in "
                            "length")
     src_len = k.shape[2]
-    if attn_mask is not None and (attn_mask.shape[-1] != src_len):
+    if attn_mask is not None and attn_mask.shape[-1] != src_len:
         raise RuntimeError(f"{op}: attn_mask of shape {list(attn_mask.shape)} does not cover "
                            f"the {src_len} keys")
     if key_padding_mask is not None and key_padding_mask.shape[-1] != src_len:
