@@ -21,6 +21,7 @@
 #include "pool.h"
 #include "reduce.h"
 #include "rnn.h"
+#include "upsample.h"
 
 namespace py = pybind11;
 using namespace genesis;
@@ -542,70 +543,57 @@ PYBIND11_MODULE(_C, m) {
     DISPATCH(adagrad_update, vp, vg, vq, vs, args);
   }, py::arg("param"), py::arg("grad"), py::arg("state_sum"), py::arg("step"), py::arg("lr"),
      py::arg("lr_decay"), py::arg("weight_decay"), py::arg("eps"), py::arg("maximize"));
+
   // ---- losses
-  // An optional array argument (None or array) as a View pointer.
-  struct Optional {
-    static const View* of(const py::object& obj, View& storage, bool writable = false) {
-      if (obj.is_none()) return nullptr;
-      storage = view_of(obj.cast<py::array>(), writable);
-      return &storage;
-    }
-  };
-  m.def("check_labels", [](const py::array& labels, int64_t n, const py::object& ignore,
+  m.def("check_labels", [](const py::array& labels, int64_t n, std::optional<int64_t> ignore,
                            const std::string& what, const std::string& bound) {
     auto vl = view_of(labels);
-    const bool has_ignore = !ignore.is_none();
-    const int64_t ig = has_ignore ? ignore.cast<int64_t>() : 0;
-    DISPATCH(check_labels, vl, n, has_ignore, ig, what, bound);
+    DISPATCH(check_labels, vl, n, ignore.has_value(), ignore.value_or(0), what, bound);
   });
-  m.def("cross_entropy", [](const py::array& x, const py::array& target, const py::object& weight,
+  m.def("cross_entropy", [](const py::array& x, const py::array& target, const OptArray& weight,
                             int64_t ignore_index, double label_smoothing, int reduction,
                             const py::array& out, const py::array& lse, const py::array& total) {
-    View wv;
     auto vx = view_of(x), vt = view_of(target), vo = out_of(out), vl = out_of(lse),
          vtw = out_of(total);
-    const View* w = Optional::of(weight, wv);
+    OptView w(weight, false);
     MaybeRelease r(numel(vx));
-    DISPATCH(cross_entropy, vx, vt, w, ignore_index, label_smoothing, reduction, vo, vl, vtw);
+    DISPATCH(cross_entropy, vx, vt, w.get(), ignore_index, label_smoothing, reduction, vo, vl,
+             vtw);
   });
   m.def("cross_entropy_backward", [](const py::array& x, const py::array& target,
-                                     const py::object& weight, int64_t ignore_index,
+                                     const OptArray& weight, int64_t ignore_index,
                                      double label_smoothing, int reduction, const py::array& lse,
                                      const py::array& total, const py::array& grad,
                                      const py::array& grad_input) {
-    View wv;
     auto vx = view_of(x), vt = view_of(target), vl = view_of(lse), vtw = view_of(total),
          vg = view_of(grad), vgi = out_of(grad_input);
-    const View* w = Optional::of(weight, wv);
+    OptView w(weight, false);
     MaybeRelease r(numel(vx));
-    DISPATCH(cross_entropy_backward, vx, vt, w, ignore_index, label_smoothing, reduction, vl, vtw,
-             vg, vgi);
+    DISPATCH(cross_entropy_backward, vx, vt, w.get(), ignore_index, label_smoothing, reduction, vl,
+             vtw, vg, vgi);
   });
   m.def("cross_entropy_prob", [](const py::array& x, const py::array& target,
-                                 const py::object& weight, double label_smoothing, int reduction,
+                                 const OptArray& weight, double label_smoothing, int reduction,
                                  const py::array& out, const py::array& lse,
                                  const py::array& total) {
-    View wv;
     auto vx = view_of(x), vt = view_of(target), vo = out_of(out), vl = out_of(lse),
          vtw = out_of(total);
-    const View* w = Optional::of(weight, wv);
+    OptView w(weight, false);
     MaybeRelease r(numel(vx));
-    DISPATCH(cross_entropy_prob, vx, vt, w, label_smoothing, reduction, vo, vl, vtw);
+    DISPATCH(cross_entropy_prob, vx, vt, w.get(), label_smoothing, reduction, vo, vl, vtw);
   });
   m.def("cross_entropy_prob_backward", [](const py::array& x, const py::array& target,
-                                          const py::object& weight, double label_smoothing,
+                                          const OptArray& weight, double label_smoothing,
                                           int reduction, const py::array& lse,
                                           const py::array& total, const py::array& grad,
                                           const py::array& grad_input,
-                                          const py::object& grad_target) {
-    View wv, gtv;
+                                          const OptArray& grad_target) {
     auto vx = view_of(x), vt = view_of(target), vl = view_of(lse), vtw = view_of(total),
          vg = view_of(grad), vgi = out_of(grad_input);
-    const View* w = Optional::of(weight, wv);
-    const View* gt = Optional::of(grad_target, gtv, true);
+    OptView w(weight, false), gt(grad_target, true);
     MaybeRelease r(numel(vx));
-    DISPATCH(cross_entropy_prob_backward, vx, vt, w, label_smoothing, reduction, vl, vtw, vg, vgi,
-             gt);
+    DISPATCH(cross_entropy_prob_backward, vx, vt, w.get(), label_smoothing, reduction, vl, vtw, vg,
+             vgi, gt.get());
   });
   // ---- recurrent cells
   // One time step of an LSTM, GRU or Elman RNN given its gate pre-activations
@@ -662,4 +650,34 @@ PYBIND11_MODULE(_C, m) {
     MaybeRelease r(numel(vhy));
     DISPATCH(rnn_cell_backward, vg, vhy, relu, vgg);
   });
+  // ---- upsampling
+  // NCHW; mode 0 nearest, 1 nearest-exact, 2 bilinear; a scale <= 0 means the output
+  // size was given instead of a scale factor.
+  {
+    auto upsample_params = [](int mode, bool align_corners, const std::array<double, 2>& scale) {
+      UpsampleParams p;
+      p.mode = static_cast<UpsampleMode>(mode);
+      p.align_corners = align_corners;
+      p.scale[0] = scale[0];
+      p.scale[1] = scale[1];
+      return p;
+    };
+    m.def("upsample2d", [upsample_params](const py::array& x, const py::array& out, int mode,
+                                          bool align_corners, const std::array<double, 2>& scale) {
+      auto vx = view_of(x), vo = out_of(out);
+      const auto p = upsample_params(mode, align_corners, scale);
+      MaybeRelease r(numel(vo));
+      upsample2d(vx, vo, p);
+    }, py::arg("x"), py::arg("out"), py::arg("mode"), py::arg("align_corners"), py::arg("scale"),
+       "out = x resized to out's (H, W) by nearest, nearest-exact or bilinear interpolation.");
+    m.def("upsample2d_backward", [upsample_params](const py::array& gy, const py::array& gx,
+                                                   int mode, bool align_corners,
+                                                   const std::array<double, 2>& scale) {
+      auto vg = view_of(gy), vo = out_of(gx);
+      const auto p = upsample_params(mode, align_corners, scale);
+      MaybeRelease r(numel(vg));
+      upsample2d_backward(vg, vo, p);
+    }, py::arg("grad"), py::arg("out"), py::arg("mode"), py::arg("align_corners"),
+       py::arg("scale"), "out = the input gradient of upsample2d for grad.");
+  }
 }

@@ -13,12 +13,16 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <type_traits>
 #include <vector>
+
+#include "elementwise_math.h"
 
 namespace genesis::GENESIS_ISA_NS {
 namespace {
@@ -38,27 +42,14 @@ inline To bits(From f) {
   return t;
 }
 
-// exp(x) for x <= 0 (the kernels only exponentiate x - max and x - lse),
-// within 2 ulp; -inf and values below the smallest subnormal give 0, NaN stays
-// NaN.  x = n ln2 + r with |r| <= ln2/2 (n by the round-to-nearest magic
-// constant), exp(r) by Cephes' polynomial (float) or Pade form (double), and
-// 2^n applied as two factors so subnormal results underflow gracefully.
-__attribute__((always_inline)) inline float exp_le0(float x) {
-  const float xc = x < -110.0f ? -110.0f : x;
-  const float magic = 12582912.0f;  // 1.5 * 2^23
-  const float t = xc * 1.44269504088896341f + magic;
-  const float n = t - magic;
-  const int32_t ni = bits<int32_t>(t) - bits<int32_t>(magic);
-  float r = xc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  const float z = r * r;
-  const float p = (((((1.9875691500E-4f * r + 1.3981999507E-3f) * r + 8.3334519073E-3f) * r +
-                     4.1665795894E-2f) * r + 1.6666665459E-1f) * r + 5.0000001201E-1f) * z +
-                  r + 1.0f;
-  const int32_t h = ni >> 1;
-  return p * bits<float>((h + 127) << 23) * bits<float>((ni - h + 127) << 23);
-}
+// exp(x) for the row loops, which only exponentiate x - max and x - lse <= 0.
+// float: the shared vectorizable exp of elementwise_math.h.
+__attribute__((always_inline)) inline float exp_le0(float x) { return vm::exp(x); }
 
+// double, for x <= 0, within 2 ulp; -inf and values below the smallest
+// subnormal give 0, NaN stays NaN.  x = n ln2 + r with |r| <= ln2/2 (n by the
+// round-to-nearest magic constant), exp(r) by Cephes' Pade form, and 2^n
+// applied as two factors so subnormal results underflow gracefully.
 __attribute__((always_inline)) inline double exp_le0(double x) {
   const double xc = x < -760.0 ? -760.0 : x;
   const double magic = 6755399441055744.0;  // 1.5 * 2^52
@@ -87,7 +78,9 @@ std::string shape_str(const View& v) {
   return s + (v.ndim == 1 ? ",)" : ")");
 }
 
-[[noreturn]] void bad(const std::string& msg) { throw std::invalid_argument("cross_entropy: " + msg); }
+[[noreturn]] void bad(const std::string& msg) {
+  throw std::invalid_argument("cross_entropy: " + msg);
+}
 
 void expect_shape(const View& v, const char* name, std::initializer_list<int64_t> shape) {
   bool ok = v.ndim == static_cast<int>(shape.size());
@@ -268,7 +261,9 @@ void ce_forward(const Problem& p, const View& x, const View& target, const std::
             wzs[j] += W[c] * z;
           });
         } else {
-          by_lanes<Ln>(C, [&](int64_t c, int j) { sums[j] += exp_le0(row[Unit ? c : c * st] - m); });
+          by_lanes<Ln>(C, [&](int64_t c, int j) {
+            sums[j] += exp_le0(row[Unit ? c : c * st] - m);
+          });
         }
         const T sum = lane_total(sums), wz = lane_total(wzs);
         const T log_sum = std::log(sum);

@@ -262,6 +262,19 @@ class Tensor:
                 t.grad = g if t.grad is None else t.grad + g
         self.grad_fn.register_hook(self._output_nr, keep)
 
+    def _clear_grad(self, set_to_none=True):
+        """Drop `.grad` or zero it in place (what Module and Optimizer zero_grad do)."""
+        if self.grad is None:
+            return
+        if set_to_none:
+            self.grad = None
+            return
+        if self.grad.grad_fn is not None:
+            self.grad.detach_()
+        else:
+            self.grad.requires_grad_(False)
+        self.grad.zero_()
+
     def _copy_detached(self):
         return Tensor._make(_backend_of(self._device).copy(self._data), self._device)
 

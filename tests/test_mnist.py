@@ -19,7 +19,6 @@ from genesis.data import DataLoader, default_collate
 from genesis.data.datasets import MNIST
 from genesis.data.datasets import _download
 from genesis.data.datasets import mnist as M
-from real_data import data_root, load_or_skip
 
 _TRAIN = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 _TEST = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -303,10 +302,9 @@ _TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 _TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
-def test_real_mnist():
-    train = load_or_skip(lambda root: MNIST(root, train=True, download=True), "MNIST",
-                         "GENESIS_REQUIRE_MNIST")
-    test = MNIST(data_root(), train=False)
+def test_real_mnist(mnist_root):
+    train = MNIST(mnist_root, train=True)
+    test = MNIST(mnist_root, train=False)
     assert len(train) == 60000 and len(test) == 10000
     for ds, counts, first in ((train, _TRAIN_COUNTS, 5), (test, _TEST_COUNTS, 7)):
         pixels, labels = ds.data.numpy(), ds.targets.numpy()

@@ -442,6 +442,8 @@ def adagrad_update_(param, grad, state_sum, step, lr, lr_decay, weight_decay, ep
     """Adagrad."""
     _update_(_C.adagrad_update, param, grad, state_sum, step, lr, lr_decay, weight_decay, eps,
              maximize)
+
+
 # ---- losses
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 
@@ -588,3 +590,24 @@ def rnn_cell_backward(grad_hy, hy, nonlinearity):
     grad_gates = np.empty(hy.shape, hy.dtype)
     _C.rnn_cell_backward(_unit_rows(grad_hy), hy, nonlinearity == "relu", grad_gates)
     return grad_gates
+# ---- upsampling
+# NCHW.  `mode` is "nearest", "nearest-exact" or "bilinear"; `scale` holds the
+# user's (height, width) scale factors, None for an axis whose size was given.
+_UPSAMPLE_MODES = {"nearest": 0, "nearest-exact": 1, "bilinear": 2}
+
+
+def _upsample_scale(scale):
+    return [0.0 if s is None else float(s) for s in scale]
+
+
+def upsample2d(x, out_hw, mode, align_corners, scale):
+    out = np.empty(x.shape[:2] + tuple(out_hw), x.dtype)
+    _C.upsample2d(x, out, _UPSAMPLE_MODES[mode], bool(align_corners), _upsample_scale(scale))
+    return out
+
+
+def upsample2d_backward(grad, input_shape, mode, align_corners, scale):
+    out = np.empty(tuple(input_shape), grad.dtype)
+    _C.upsample2d_backward(grad, out, _UPSAMPLE_MODES[mode], bool(align_corners),
+                           _upsample_scale(scale))
+    return out

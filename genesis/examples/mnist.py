@@ -14,10 +14,9 @@ import time
 
 import genesis
 from genesis import nn, optim
-from genesis.data import DataLoader, Subset
-from genesis.data.datasets import MNIST
-
-MEAN, STD = 0.1307, 0.3081  # of the MNIST training pixels in [0, 1]
+from genesis.data import DataLoader
+from genesis.examples._common import (add_common_arguments, epoch_loader, evaluate,
+                                      mnist_splits, normalize, progress, pyplot)
 
 DEFAULTS = {  # per model: optimizer and learning rate that reach the target in 5 epochs
     "mlp": {"lr": 1e-3},
@@ -49,37 +48,12 @@ def build_optimizer(name, model, lr, epochs):
     return opt, sched
 
 
-def normalize(images):
-    return (images - MEAN) * (1.0 / STD)
-
-
-def evaluate(model, loader, device):
-    """Accuracy (in %) of `model` over `loader`."""
-    model.eval()
-    correct = total = 0
-    with genesis.no_grad():
-        for images, labels in loader:
-            logits = model(normalize(images.to(device)))
-            correct += int((logits.argmax(1) == labels.to(device)).sum().item())
-            total += labels.shape[0]
-    model.train()
-    return 100.0 * correct / max(total, 1)
-
-
-def _progress(iterable, **kw):
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        sys.exit("genesis.examples.mnist shows its progress with tqdm: pip install tqdm "
-                 "(or pip install 'genesis-autograd[examples]')")
-    return tqdm(iterable, **kw)
-
-
-def train_epoch(model, loader, opt, device, desc, quiet):
-    """One pass over `loader`; returns (mean loss, accuracy in %)."""
+def train_epoch(model, loader, opt, device, desc, quiet, prog="genesis.examples.mnist"):
+    """One pass of classifier `model` over `loader` (cross-entropy loss, inputs
+    normalized); returns (mean loss, accuracy in %)."""
     loss_sum = correct = seen = 0
-    bar = _progress(loader, desc=desc, unit="batch", leave=True, disable=quiet,
-                    dynamic_ncols=True)
+    bar = progress(loader, prog, desc=desc, unit="batch", leave=True, disable=quiet,
+                   dynamic_ncols=True)
     for step, (images, labels) in enumerate(bar):
         images, labels = normalize(images.to(device)), labels.to(device)
         logits = model(images)
@@ -100,11 +74,8 @@ def train_epoch(model, loader, opt, device, desc, quiet):
 
 def plot(history, path, title):
     """Loss and accuracy curves per epoch as a PNG; returns False without matplotlib."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     epochs = list(range(1, len(history["train_loss"]) + 1))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
@@ -129,18 +100,9 @@ def parse_args(argv):
     p.add_argument("--lr", type=float, default=None, help="default: 1e-3 (mlp), 0.05 (cnn)")
     p.add_argument("--resume", metavar="CHECKPOINT", default=None,
                    help="continue the run saved in this checkpoint")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None, help="kernel threads (default: all)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data", default=os.environ.get("GENESIS_DATA",
-                                                     os.path.join("~", ".cache", "genesis")),
-                   help="directory holding (or caching) MNIST")
-    p.add_argument("--out", default="runs", help="directory for the checkpoint and the plot")
-    p.add_argument("--train-subset", type=int, default=None, metavar="N",
-                   help="train on the first N training images only")
-    p.add_argument("--test-subset", type=int, default=None, metavar="N",
-                   help="evaluate on the first N test images only")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--stop-after", type=int, default=None, metavar="EPOCH",
+                   help="stop after this epoch (continue later with --resume)")
+    add_common_arguments(p)
     return p.parse_args(argv)
 
 
@@ -150,12 +112,7 @@ def main(argv=None):
     if args.threads:
         genesis.set_num_threads(args.threads)
     lr = args.lr if args.lr is not None else DEFAULTS[args.model]["lr"]
-    train_set = MNIST(args.data, train=True)
-    test_set = MNIST(args.data, train=False)
-    if args.train_subset:
-        train_set = Subset(train_set, range(min(args.train_subset, len(train_set))))
-    if args.test_subset:
-        test_set = Subset(test_set, range(min(args.test_subset, len(test_set))))
+    train_set, test_set = mnist_splits(args)
     test_loader = DataLoader(test_set, batch_size=1000)
 
     genesis.manual_seed(args.seed)
@@ -179,12 +136,9 @@ def main(argv=None):
     ckpt_path = os.path.join(args.out, f"mnist-{args.model}.ckpt")
     print(f"genesis {genesis.__version__}: {args.model} on MNIST ({len(train_set)} train, "
           f"{len(test_set)} test images), {genesis.get_num_threads()} threads, lr {lr}")
-    for epoch in range(start_epoch, args.epochs):
-        # One generator per epoch, seeded from the run's seed: a resumed run
-        # shuffles exactly as the uninterrupted one.
-        shuffle = genesis.Generator().manual_seed(args.seed * 1000 + epoch)
-        loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
-                            generator=shuffle)
+    last = args.epochs if args.stop_after is None else min(args.epochs, args.stop_after)
+    for epoch in range(start_epoch, last):
+        loader = epoch_loader(train_set, args.batch_size, args.seed, epoch)
         t0 = time.perf_counter()
         loss, acc = train_epoch(model, loader, opt, args.device,
                                 f"epoch {epoch + 1}/{args.epochs}", args.quiet)

@@ -6,3 +6,5 @@ from .modules import __all__ as _modules_all
 from .parameter import Parameter
 
 __all__ = ["Parameter", "functional", "init"] + _modules_all
+from .modules.particle import ParticleLayer, ParticlePruning  # noqa: E402
+__all__ += ["ParticleLayer", "ParticlePruning"]

@@ -112,16 +112,7 @@ class Optimizer:
         """Reset the gradients of all optimized tensors: to None (default) or to zeros."""
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    if p.grad.grad_fn is not None:
-                        p.grad.detach_()
-                    else:
-                        p.grad.requires_grad_(False)
-                    p.grad.zero_()
+                p._clear_grad(set_to_none)
 
     def step(self, closure=None):
         """Perform one optimization step.

@@ -13,3 +13,5 @@ from .loss import (binary_cross_entropy, binary_cross_entropy_with_logits, cross
                    huber_loss, kl_div, l1_loss, mse_loss, nll_loss, smooth_l1_loss)
 from .sparse import embedding
 from .rnn import gru_cell, lstm_cell, rnn_relu_cell, rnn_tanh_cell
+from .attention import multi_head_attention_forward, scaled_dot_product_attention
+from .upsampling import interpolate

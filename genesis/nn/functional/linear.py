@@ -1,7 +1,31 @@
 """Affine maps."""
+from ...autograd.function import Function
 from ...ops.linalg import matmul
+from ...ops.reduction import sum as _sum
 
 __all__ = ["linear"]
+
+
+class Linear(Function):
+    """x @ wᵀ + b for 2-D x in one node: the GEMM reads w transposed through its strides
+    and the bias is added in place, so neither a transposed copy nor a broadcast sum is
+    recorded; the weight gradient comes out in w's own (out, in) layout."""
+
+    def forward(ctx, x, w, b):
+        need_x, need_w, _ = ctx.needs_input_grad
+        ctx.save_for_backward(x if need_w else None, w if need_x else None)
+        out = ctx.backend.matmul(x, w.T)
+        if b is not None:
+            ctx.backend.binary_("add", out, b)
+        return out
+
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad
+        gx = matmul(g, w) if need_x else None
+        gw = matmul(g.mT, x) if need_w else None
+        gb = _sum(g, 0) if need_b else None
+        return gx, gw, gb
 
 
 def linear(input, weight, bias=None):
@@ -14,5 +38,13 @@ def linear(input, weight, bias=None):
         raise RuntimeError(f"linear: input of shape {list(input.shape)} does not match weight "
                            f"of shape {list(weight.shape)} (expected input[..., "
                            f"{weight.shape[-1]}])")
-    out = matmul(input, weight.t())
-    return out if bias is None else out + bias
+    if weight.ndim == 1 or input.dtype is not weight.dtype or not input.dtype.is_floating_point \
+            or (bias is not None and (bias.ndim != 1 or bias.shape[0] != weight.shape[0]
+                                      or bias.dtype is not weight.dtype)):
+        out = matmul(input, weight.t())  # the general path: promotion, broadcasting bias
+        return out if bias is None else out + bias
+    if input.ndim == 2:
+        return Linear.apply(input, weight, bias)
+    lead = input.shape[:-1]
+    out = Linear.apply(input.reshape(-1, input.shape[-1]), weight, bias)
+    return out.reshape(*lead, weight.shape[0])

@@ -87,6 +87,7 @@ def _pointwise_pair(op, input, target):
 
 
 def _sample_weight(op, weight, input):
+    _float_input(op, input)
     if weight is None:
         return None
     weight = _like(op, input, weight, "weight")
@@ -328,8 +329,9 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     'mean' divides by the sum of the weights, as in PyTorch."""
     op = "mse_loss"
     reduction = _reduction(op, reduction, size_average, reduce)
+    weight = _sample_weight(op, weight, input)
     input, target = _pointwise_pair(op, input, target)
-    return _weighted_reduce(square(input - target), _sample_weight(op, weight, input), reduction)
+    return _weighted_reduce(square(input - target), weight, reduction)
 
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
@@ -337,8 +339,9 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", wei
     sum of the weights, as in PyTorch."""
     op = "l1_loss"
     reduction = _reduction(op, reduction, size_average, reduce)
+    weight = _sample_weight(op, weight, input)
     input, target = _pointwise_pair(op, input, target)
-    return _weighted_reduce(abs(input - target), _sample_weight(op, weight, input), reduction)
+    return _weighted_reduce(abs(input - target), weight, reduction)
 
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
@@ -364,8 +367,8 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     reduction = _reduction(op, reduction)
     if not delta > 0:
         raise ValueError(f"{op}: delta must be positive, got {delta}")
-    input, target = _pointwise_pair(op, input, target)
     weight = _sample_weight(op, weight, input)
+    input, target = _pointwise_pair(op, input, target)
     d = input - target
     ad = abs(d)
     loss = where(ad < delta, d * d * 0.5, (ad - 0.5 * delta) * delta)

@@ -379,16 +379,7 @@ class Module:
     def zero_grad(self, set_to_none=True):
         """Reset the gradients of all parameters: drop them (default) or zero them."""
         for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                if p.grad.grad_fn is not None:
-                    p.grad.detach_()
-                else:
-                    p.grad.requires_grad_(False)
-                p.grad.zero_()
+            p._clear_grad(set_to_none)
 
     # ------------------------------------------------------------------ state dict
     def _save_to_state_dict(self, destination, prefix, keep_vars):

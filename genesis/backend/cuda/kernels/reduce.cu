@@ -20,12 +20,14 @@ template <class T> struct acc_of { typedef i64 type; };
 template <> struct acc_of<float> { typedef double type; };
 template <> struct acc_of<double> { typedef double type; };
 
-template <class A> __device__ __forceinline__ A reduce_identity(int op) {
+// Ti is the input type: over bools, max and min start from false and true.
+template <class Ti, class A> __device__ __forceinline__ A reduce_identity(int op) {
+  const bool logical = is_same<Ti, b8>::value;
   switch (op) {
     case R_sum: return A(0);
     case R_prod: return A(1);
-    case R_max: return lowest<A>();
-    default: return highest<A>();
+    case R_max: return logical ? A(0) : lowest<A>();
+    default: return logical ? A(1) : highest<A>();
   }
 }
 
@@ -59,7 +61,7 @@ __device__ __forceinline__ void reduce_kernel(const Ti* __restrict__ x, To* __re
     GENESIS_FOR(o, nout) {
       i64 ko[2];
       strided_offsets<2>(o, nk, kmeta, ko);
-      A acc = reduce_identity<A>(op);
+      A acc = reduce_identity<Ti, A>(op);
       for (i64 j = 0; j < nred; ++j) {
         i64 ro[1];
         strided_offsets<1>(j, nr, rmeta, ro);
@@ -73,7 +75,7 @@ __device__ __forceinline__ void reduce_kernel(const Ti* __restrict__ x, To* __re
   for (i64 o = blockIdx.x; o < nout; o += gridDim.x) {
     i64 ko[2];
     strided_offsets<2>(o, nk, kmeta, ko);
-    A acc = reduce_identity<A>(op);
+    A acc = reduce_identity<Ti, A>(op);
     for (i64 j = threadIdx.x; j < nred; j += blockDim.x) {
       i64 ro[1];
       strided_offsets<1>(j, nr, rmeta, ro);
