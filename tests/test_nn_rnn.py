@@ -284,6 +284,16 @@ def _pair(torch, a, dtype="float64"):
             G.tensor(a, dtype=getattr(G, dtype), requires_grad=True))
 
 
+def _states(torch, rng, shape, pair):
+    """Random initial states for both frameworks: (torch hx, genesis hx, torch leaves,
+    genesis leaves), hx a pair (h, c) when `pair` (LSTM) and one tensor otherwise."""
+    pairs = [_pair(torch, rng.standard_normal(shape)) for _ in range(2 if pair else 1)]
+    t_leaves, g_leaves = [p[0] for p in pairs], [p[1] for p in pairs]
+    if pair:
+        return tuple(t_leaves), tuple(g_leaves), t_leaves, g_leaves
+    return t_leaves[0], g_leaves[0], t_leaves, g_leaves
+
+
 def _flatten(out):
     if isinstance(out, (tuple, list)):
         return [y for x in out for y in _flatten(x)]
@@ -337,13 +347,11 @@ def test_layers_match_torch(kind, options, initial):
     states = (kw.get("num_layers", 1) * (2 if kw.get("bidirectional") else 1), batch, 5)
     t_args, g_args, t_leaves, g_leaves = [tx], [gx], [tx], [gx]
     if initial:
-        pairs = [_pair(torch, rng.standard_normal(states)) for _ in range(2 if kind == "LSTM" else 1)]
-        t_hx = tuple(p[0] for p in pairs) if kind == "LSTM" else pairs[0][0]
-        g_hx = tuple(p[1] for p in pairs) if kind == "LSTM" else pairs[0][1]
+        t_hx, g_hx, t_more, g_more = _states(torch, rng, states, kind == "LSTM")
         t_args.append(t_hx)
         g_args.append(g_hx)
-        t_leaves += [p[0] for p in pairs]
-        g_leaves += [p[1] for p in pairs]
+        t_leaves += t_more
+        g_leaves += g_more
     _compare(torch, t, g, t(*t_args), g(*g_args), t_leaves, g_leaves, 1e-10)
 
 
@@ -369,9 +377,7 @@ def test_packed_sequences_match_torch(kind, enforce_sorted, options):
     rng = np.random.default_rng(8)
     tx, gx = _pair(torch, rng.standard_normal((5, 5, 3)))
     states = (options.get("num_layers", 1) * (2 if options.get("bidirectional") else 1), 5, 4)
-    pairs = [_pair(torch, rng.standard_normal(states)) for _ in range(2 if kind == "LSTM" else 1)]
-    t_hx = tuple(p[0] for p in pairs) if kind == "LSTM" else pairs[0][0]
-    g_hx = tuple(p[1] for p in pairs) if kind == "LSTM" else pairs[0][1]
+    t_hx, g_hx, t_leaves, g_leaves = _states(torch, rng, states, kind == "LSTM")
     tp = t_pack(tx, torch.tensor(lengths), batch_first=bf, enforce_sorted=enforce_sorted)
     gp = pack_padded_sequence(gx, lengths, batch_first=bf, enforce_sorted=enforce_sorted)
     assert gp.batch_sizes.tolist() == tp.batch_sizes.tolist()
@@ -381,8 +387,8 @@ def test_packed_sequences_match_torch(kind, enforce_sorted, options):
     (t_pad_out, t_len), (g_pad_out, g_len) = t_pad(t_out, batch_first=bf), \
         pad_packed_sequence(g_out, batch_first=bf)
     assert g_len.tolist() == t_len.tolist() == lengths
-    _compare(torch, t, g, (t_pad_out, t_h), (g_pad_out, g_h), [tx] + [p[0] for p in pairs],
-             [gx] + [p[1] for p in pairs], 1e-10)
+    _compare(torch, t, g, (t_pad_out, t_h), (g_pad_out, g_h), [tx] + t_leaves,
+             [gx] + g_leaves, 1e-10)
 
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
@@ -391,16 +397,14 @@ def test_unbatched_input_matches_torch(kind):
     t, g = _twins(torch, kind, 3, 4, num_layers=2)
     rng = np.random.default_rng(9)
     tx, gx = _pair(torch, rng.standard_normal((5, 3)))
-    pairs = [_pair(torch, rng.standard_normal((2, 4))) for _ in range(2 if kind == "LSTM" else 1)]
-    t_hx = tuple(p[0] for p in pairs) if kind == "LSTM" else pairs[0][0]
-    g_hx = tuple(p[1] for p in pairs) if kind == "LSTM" else pairs[0][1]
-    _compare(torch, t, g, t(tx, t_hx), g(gx, g_hx), [tx] + [p[0] for p in pairs],
-             [gx] + [p[1] for p in pairs], 1e-10)
+    t_hx, g_hx, t_leaves, g_leaves = _states(torch, rng, (2, 4), kind == "LSTM")
+    _compare(torch, t, g, t(tx, t_hx), g(gx, g_hx), [tx] + t_leaves, [gx] + g_leaves, 1e-10)
 
 
 @pytest.mark.parametrize("kind, kw", [("LSTMCell", {}), ("GRUCell", {}), ("RNNCell", {}),
                                       ("RNNCell", dict(nonlinearity="relu")),
-                                      ("LSTMCell", dict(bias=False)), ("GRUCell", dict(bias=False))],
+                                      ("LSTMCell", dict(bias=False)),
+                                      ("GRUCell", dict(bias=False))],
                          ids=["lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_nobias", "gru_nobias"])
 @pytest.mark.parametrize("form", ["batched", "unbatched", "no_state"])
 def test_cells_match_torch(kind, kw, form):
@@ -413,13 +417,10 @@ def test_cells_match_torch(kind, kw, form):
     if form == "no_state":
         t_out, g_out = t(tx), g(gx)
     else:
-        pairs = [_pair(torch, rng.standard_normal(lead + (5,)))
-                 for _ in range(2 if kind == "LSTMCell" else 1)]
-        t_hx = tuple(p[0] for p in pairs) if kind == "LSTMCell" else pairs[0][0]
-        g_hx = tuple(p[1] for p in pairs) if kind == "LSTMCell" else pairs[0][1]
+        t_hx, g_hx, t_more, g_more = _states(torch, rng, lead + (5,), kind == "LSTMCell")
         t_out, g_out = t(tx, t_hx), g(gx, g_hx)
-        t_leaves += [p[0] for p in pairs]
-        g_leaves += [p[1] for p in pairs]
+        t_leaves += t_more
+        g_leaves += g_more
     _compare(torch, t, g, t_out, g_out, t_leaves, g_leaves, 1e-10)
 
 

@@ -549,8 +549,8 @@ def lstm_cell_backward(grad_hy, grad_cy, cx, cy, workspace):
     grad_gates = np.empty(workspace.shape, workspace.dtype)
     grad_cx = np.empty(cy.shape, cy.dtype)
     _C.lstm_cell_backward(None if grad_hy is None else _unit_rows(grad_hy),
-                          None if grad_cy is None else _unit_rows(grad_cy), _unit_rows(cx), cy, workspace,
-                          grad_gates, grad_cx)
+                          None if grad_cy is None else _unit_rows(grad_cy), _unit_rows(cx), cy,
+                          workspace, grad_gates, grad_cx)
     return grad_gates, grad_cx
 
 
@@ -580,8 +580,8 @@ def rnn_cell(input_gates, hidden_gates, input_bias, hidden_bias, nonlinearity):
     """hy = tanh or relu (`nonlinearity`) of the summed pre-activations."""
     input_gates = _unit_rows(input_gates)
     hy = np.empty(input_gates.shape, input_gates.dtype)
-    _C.rnn_cell(input_gates, _unit_rows(hidden_gates), _cell_bias(input_bias), _cell_bias(hidden_bias),
-                nonlinearity == "relu", hy)
+    _C.rnn_cell(input_gates, _unit_rows(hidden_gates), _cell_bias(input_bias),
+                _cell_bias(hidden_bias), nonlinearity == "relu", hy)
     return hy
 
 

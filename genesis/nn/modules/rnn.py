@@ -13,7 +13,7 @@ import warnings
 from ...ops.creation import empty, zeros
 from .. import functional as F
 from .. import init
-from ..functional.rnn import GATES, rnn_layers
+from ..functional.rnn import GATES, LAYER_NAMES, rnn_layers
 from ..parameter import Parameter
 from ..utils.rnn import PackedSequence
 from .module import Module
@@ -57,7 +57,7 @@ class RNNBase(Module):
                  batch_first=False, dropout=0.0, bidirectional=False, proj_size=0,
                  device=None, dtype=None):
         super().__init__()
-        op = _NAMES[mode]
+        op = LAYER_NAMES[mode]
         _check_sizes(op, input_size, hidden_size)
         if not isinstance(num_layers, int) or isinstance(num_layers, bool) or num_layers <= 0:
             raise ValueError(f"{op}: num_layers must be an int greater than zero, got "
@@ -126,7 +126,7 @@ class RNNBase(Module):
                 for group in self.all_weights]
 
     def _check_hidden(self, h, expected, what, unbatched):
-        op = _NAMES[self.mode]
+        op = LAYER_NAMES[self.mode]
         if unbatched:
             if h.ndim != 2:
                 raise RuntimeError(f"{op}: for unbatched 2-D input, {what} should also be 2-D "
@@ -141,7 +141,7 @@ class RNNBase(Module):
         hidden states of every step (both directions concatenated), as a PackedSequence
         when the input is one; h_n (and c_n) the final states of every layer and
         direction, (num_layers * num_directions, B, hidden_size)."""
-        op = _NAMES[self.mode]
+        op = LAYER_NAMES[self.mode]
         directions = 2 if self.bidirectional else 1
         packed = isinstance(input, PackedSequence)
         if packed:
@@ -220,8 +220,6 @@ class RNNBase(Module):
             s += ", bidirectional=True"
         return s
 
-
-_NAMES = {"RNN_TANH": "RNN", "RNN_RELU": "RNN", "LSTM": "LSTM", "GRU": "GRU"}
 
 
 class RNN(RNNBase):
