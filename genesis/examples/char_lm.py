@@ -1,6 +1,6 @@
 """A character-level Transformer language model on Hamlet: `python -m genesis.examples.char_lm`.
 
-The text (175k characters, `genesis.data.datasets.text.hamlet_text`, or any UTF-8
+The text (175k characters, `genesis.data.datasets.hamlet_text`, or any UTF-8
 file given with `--text-file`) is split into a training part and the last 10 % for
 validation.  Training draws random windows of `--block-size` characters and teaches a
 small causal Transformer (token + learned positional embeddings, pre-norm
@@ -21,6 +21,7 @@ import numpy as np
 
 import genesis
 from genesis import nn, optim
+from genesis.data.datasets import hamlet_text
 from genesis.nn import functional as F
 from genesis.nn.utils import clip_grad_norm_
 
@@ -79,7 +80,6 @@ def load_text(args):
     if args.text_file:
         with open(args.text_file, encoding="utf-8") as f:
             return f.read()
-    from genesis.data.datasets.text import hamlet_text
     return hamlet_text(args.data, download=True)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import genesis
 from genesis import nn, optim
 from genesis.data import DataLoader, TensorDataset
+from genesis.data.datasets import RottenTomatoes
 from genesis.examples import char_lm
 from genesis.nn import functional as F
 
@@ -62,7 +63,6 @@ def load_reviews(args, split):
             rows = [line.rstrip("\n").split("\t", 1) for line in f if line.strip()]
         rows = [r for i, r in enumerate(rows) if (i % 5 == 4) == (split == "test")]
         return [t for _, t in rows], [int(label) for label, _ in rows]
-    from genesis.data.datasets.text import RottenTomatoes
     ds = RottenTomatoes(args.data, split=split, download=True)
     return list(ds.texts), list(ds.labels)
 
