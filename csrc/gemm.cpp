@@ -16,6 +16,7 @@
 #include <cstring>
 #include <new>
 #include <string>
+#include <type_traits>
 
 #include "gemm.h"
 
@@ -149,6 +150,13 @@ inline void micro_kernel(int64_t kc, const T* __restrict A, const T* __restrict 
   using S = Simd<T>;
   using V = typename S::V;
   constexpr int L = S::L, NR = NV * L;
+  // C's rows lie ldc apart (often a multiple of 4 KiB, so they compete for the same
+  // cache sets): start fetching them now, while the FMAs run.
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+    __builtin_prefetch(C + i * ldc, 1);
+    __builtin_prefetch(C + i * ldc + NR - 1, 1);
+  }
   V acc[MR][NV];
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i)
@@ -182,6 +190,63 @@ struct Operand {
   int64_t rs, cs;
 };
 
+#if defined(__AVX512F__)
+// Transposes the 16 x 16 block held in r (r[i] = row i) so that r[c] holds column c:
+// pairs of rows interleave (unpack), then 4 x 4 blocks inside each 128-bit lane
+// (shuffle_ps), then the lanes move between registers (two rounds of shuffle_f32x4).
+inline void transpose16x16(__m512 r[16]) {
+  __m512 t[16];
+  for (int q = 0; q < 4; ++q) {  // rows 4q .. 4q+3
+    const __m512 lo01 = _mm512_unpacklo_ps(r[4 * q], r[4 * q + 1]);
+    const __m512 hi01 = _mm512_unpackhi_ps(r[4 * q], r[4 * q + 1]);
+    const __m512 lo23 = _mm512_unpacklo_ps(r[4 * q + 2], r[4 * q + 3]);
+    const __m512 hi23 = _mm512_unpackhi_ps(r[4 * q + 2], r[4 * q + 3]);
+    // t[4q + c], lane j: rows 4q..4q+3 of column 4j + c
+    t[4 * q] = _mm512_shuffle_ps(lo01, lo23, 0x44);
+    t[4 * q + 1] = _mm512_shuffle_ps(lo01, lo23, 0xEE);
+    t[4 * q + 2] = _mm512_shuffle_ps(hi01, hi23, 0x44);
+    t[4 * q + 3] = _mm512_shuffle_ps(hi01, hi23, 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 s0 = _mm512_shuffle_f32x4(t[c], t[4 + c], 0x44);
+    const __m512 s1 = _mm512_shuffle_f32x4(t[c], t[4 + c], 0xEE);
+    const __m512 s2 = _mm512_shuffle_f32x4(t[8 + c], t[12 + c], 0x44);
+    const __m512 s3 = _mm512_shuffle_f32x4(t[8 + c], t[12 + c], 0xEE);
+    r[c] = _mm512_shuffle_f32x4(s0, s2, 0x88);
+    r[4 + c] = _mm512_shuffle_f32x4(s0, s2, 0xDD);
+    r[8 + c] = _mm512_shuffle_f32x4(s1, s3, 0x88);
+    r[12 + c] = _mm512_shuffle_f32x4(s1, s3, 0xDD);
+  }
+}
+
+// dst[k * ld + i] = src[i * rs + k] for k < 16 and the first m (<= 16) rows, writing the
+// lanes in `keep` of each k: one 16-deep block of a k-major panel, read row by row.
+inline void pack_block16(const float* src, int64_t rs, int m, float* dst, int64_t ld,
+                         __mmask16 keep) {
+  __m512 r[16];
+  for (int i = 0; i < 16; ++i) r[i] = i < m ? _mm512_loadu_ps(src + i * rs) : _mm512_setzero_ps();
+  transpose16x16(r);
+  for (int k = 0; k < 16; ++k) _mm512_mask_storeu_ps(dst + k * ld, keep, r[k]);
+}
+#endif
+
+// dst[k * ld + i] = src[i * rs + k] for i < m, k < kc: rows contiguous in k, written
+// k-major.  16-deep blocks go through register transposes where the ISA has them.
+template <class T>
+void pack_rows(const T* src, int64_t rs, int m, int64_t kc, T* __restrict dst, int64_t ld) {
+  int64_t k0 = 0;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    const __mmask16 keep = static_cast<__mmask16>((1u << m) - 1);
+    for (; k0 + 16 <= kc; k0 += 16) pack_block16(src + k0, rs, m, dst + k0 * ld, ld, keep);
+  }
+#endif
+  for (int i = 0; i < m; ++i) {
+    const T* row = src + i * rs;
+    for (int64_t k = k0; k < kc; ++k) dst[k * ld + i] = row[k];
+  }
+}
+
 // A[mc x kc] -> MR-tall panels, each stored k-major (MR values per k), zero padded.
 template <class T, int MR>
 void pack_a(int64_t mc, int64_t kc, Operand<T> a, T* __restrict dst) {
@@ -189,11 +254,7 @@ void pack_a(int64_t mc, int64_t kc, Operand<T> a, T* __restrict dst) {
     const int m = static_cast<int>(mc - i0 < MR ? mc - i0 : MR);
     const T* src = a.p + i0 * a.rs;
     if (a.cs == 1 && m == MR) {
-      // Rows contiguous in k: read each row sequentially.
-      for (int i = 0; i < MR; ++i) {
-        const T* row = src + i * a.rs;
-        for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = row[k];
-      }
+      pack_rows(src, a.rs, MR, kc, dst, MR);  // rows contiguous in k
     } else {
       for (int64_t k = 0; k < kc; ++k) {
         const T* col = src + k * a.cs;
@@ -216,14 +277,12 @@ void pack_b(int64_t kc, int64_t nc, int64_t p0, int64_t p1, Operand<T> b, T* __r
     if (b.cs == 1 && n == NR) {
       for (int64_t k = 0; k < kc; ++k) std::memcpy(d + k * NR, src + k * b.rs, NR * sizeof(T));
     } else if (b.rs == 1) {
-      // Transposed B (columns contiguous in k): read each column sequentially.
-      for (int j = 0; j < NR; ++j) {
-        if (j < n) {
-          const T* col = src + j * b.cs;
-          for (int64_t k = 0; k < kc; ++k) d[k * NR + j] = col[k];
-        } else {
-          for (int64_t k = 0; k < kc; ++k) d[k * NR + j] = T(0);
-        }
+      // Transposed B (columns contiguous in k): read each column sequentially, 16 at a time.
+      for (int j = 0; j < NR; j += 16) {
+        const int cols = n - j < 16 ? (n - j > 0 ? n - j : 0) : 16;
+        if (cols) pack_rows(src + j * b.cs, b.cs, cols, kc, d + j, NR);
+        for (int jj = j + cols; jj < j + 16 && jj < NR; ++jj)
+          for (int64_t k = 0; k < kc; ++k) d[k * NR + jj] = T(0);
       }
     } else {
       for (int64_t k = 0; k < kc; ++k) {
@@ -334,22 +393,22 @@ void check(const View& a, const View& b, const View& out) {
   if (a.dtype != DType::f32 && a.dtype != DType::f64)
     throw type_error(std::string("matmul: expected float32 or float64, got ") +
                      dtype_name(a.dtype));
-  const std::string shapes =
-      "a " + shape_str(a) + ", b " + shape_str(b) + ", out " + shape_str(out);
+  // The message is built only on failure: check() runs on every (often tiny) GEMM.
+  auto fail = [&](const char* what) {
+    throw std::invalid_argument(std::string("matmul: ") + what + ", got a " + shape_str(a) +
+                                ", b " + shape_str(b) + ", out " + shape_str(out));
+  };
   if (a.ndim < 2 || a.ndim != b.ndim || a.ndim != out.ndim)
-    throw std::invalid_argument("matmul: expected a[..., M, K], b[..., K, N], out[..., M, N] "
-                                "with the same number (>= 2) of dimensions, got " + shapes);
+    fail("expected a[..., M, K], b[..., K, N], out[..., M, N] with the same number (>= 2) of "
+         "dimensions");
   const int n = a.ndim;
   for (int d = 0; d < n - 2; ++d)
     if (a.shape[d] != out.shape[d] || b.shape[d] != out.shape[d])
-      throw std::invalid_argument("matmul: batch dimensions of a and b must equal out's, got " +
-                                  shapes);
+      fail("batch dimensions of a and b must equal out's");
   if (a.shape[n - 1] != b.shape[n - 2] || out.shape[n - 2] != a.shape[n - 2] ||
       out.shape[n - 1] != b.shape[n - 1])
-    throw std::invalid_argument("matmul: expected a[..., M, K] @ b[..., K, N] -> out[..., M, N], got " +
-                                shapes);
-  if (numel(out) > 0 && !is_contiguous(out))
-    throw std::invalid_argument("matmul: out must be C-contiguous, got out " + shapes);
+    fail("expected a[..., M, K] @ b[..., K, N] -> out[..., M, N]");
+  if (numel(out) > 0 && !is_contiguous(out)) fail("out must be C-contiguous");
 }
 
 // Offset of batch item `idx` (row-major over the leading nb dims) in v.

@@ -1,4 +1,6 @@
-"""Kernel tests run every case on 1 and 2 threads."""
+"""Kernel tests run every case on 1 and 2 threads; modules that mark themselves with
+`pytestmark = pytest.mark.usefixtures("isa")` also run on every instruction-set copy of
+the kernels that this processor supports."""
 import pytest
 
 from genesis import _C
@@ -10,3 +12,13 @@ def threads(request):
     _C.set_num_threads(request.param)
     yield request.param
     _C.set_num_threads(before)
+
+
+_ALL_ISAS = ["generic", "avx2", "avx512"]
+
+
+@pytest.fixture(params=_ALL_ISAS[:_ALL_ISAS.index(_C.best_isa()) + 1])
+def isa(request):
+    _C.set_isa(request.param)
+    yield request.param
+    _C.set_isa("best")

@@ -5,15 +5,7 @@ import pytest
 
 from genesis import _C
 
-ISAS = ["generic", "avx2", "avx512"]
-ISAS = ISAS[:ISAS.index(_C.best_isa()) + 1]
-
-
-@pytest.fixture(params=ISAS, autouse=True)
-def isa(request):
-    _C.set_isa(request.param)
-    yield request.param
-    _C.set_isa("best")
+pytestmark = pytest.mark.usefixtures("isa")
 
 
 def unary(op, x):

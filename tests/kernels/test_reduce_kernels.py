@@ -11,17 +11,11 @@ from hypothesis import given, strategies as st
 from genesis import _C
 from arrays import layout, values
 
-ISAS = [i for i in ("generic", "avx2", "avx512")
-        if ["generic", "avx2", "avx512"].index(i) <= ["generic", "avx2", "avx512"].index(_C.best_isa())]
 LAYOUTS = ["contig", "fortran", "step", "neg"]
 OPS = _C.REDUCE_OPS
 
 
-@pytest.fixture(params=ISAS, autouse=True)
-def isa(request):
-    _C.set_isa(request.param)
-    yield request.param
-    _C.set_isa("best")
+pytestmark = pytest.mark.usefixtures("isa")
 
 
 def reduce(op, x, dims, out_dtype=None):

@@ -1,0 +1,91 @@
+"""The packed GEMM (csrc/gemm.cpp) against a float64 numpy product.
+
+gemm.cpp is compiled once per instruction set; every case runs on each copy the
+processor supports and on 1 and 2 threads (conftest.py).  The sizes straddle the
+micro-tile (MR rows x NR columns: 14 x 32 floats with AVX-512, 6 x 16 with AVX2),
+the 16-wide blocks of the vectorized packing and the KC = 256 depth block, and the
+operands come in every memory layout the packing reads (row-major, transposed,
+stepped, negative strides, broadcast batches).
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from genesis import _C
+from arrays import layout
+
+pytestmark = pytest.mark.usefixtures("isa")
+LAYOUTS = ["contig", "fortran", "step", "neg"]
+rng = np.random.default_rng(3)
+
+
+def check(a, b, accumulate=False):
+    out = rng.standard_normal(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) +
+                              (a.shape[-2], b.shape[-1])).astype(a.dtype)
+    want = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    if accumulate:
+        want = want + out
+    _C.matmul(a, b, out, accumulate)
+    # float32: each dot product rounds K times; scale the tolerance with K and magnitudes.
+    k = a.shape[-1]
+    tol = (3e-6 if a.dtype == np.float32 else 1e-14) * np.sqrt(max(k, 1)) * 4
+    np.testing.assert_allclose(out, want, rtol=tol, atol=tol * np.sqrt(max(k, 1)))
+
+
+def operand(shape, dtype, kind):
+    return layout(rng.standard_normal(shape).astype(dtype), kind)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("m,k,n", [
+    (1, 1, 1), (2, 3, 5), (13, 17, 31), (14, 16, 32), (15, 33, 33), (29, 7, 65),
+    (64, 128, 512), (70, 255, 47), (28, 256, 64), (31, 257, 97), (97, 513, 10),
+    (128, 256, 10), (10, 300, 128), (337, 40, 70),
+], ids=lambda v: str(v))
+def test_shapes_against_numpy(dtype, m, k, n):
+    check(operand((m, k), dtype, "contig"), operand((k, n), dtype, "contig"))
+
+
+@pytest.mark.parametrize("kind_a", LAYOUTS)
+@pytest.mark.parametrize("kind_b", LAYOUTS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_every_operand_layout(kind_a, kind_b, dtype):
+    check(operand((45, 271), dtype, kind_a), operand((271, 37), dtype, kind_b))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_transposed_operands_of_a_linear_layer(dtype):
+    """X·Wᵀ, dY·W and dYᵀ·X: the layouts a Linear layer's forward and backward use."""
+    x, w, dy = (operand(s, dtype, "contig") for s in ((67, 300), (45, 300), (67, 45)))
+    check(x, w.T)
+    check(dy, w)
+    check(dy.T, x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_accumulate_adds_to_out(dtype):
+    check(operand((33, 300), dtype, "contig"), operand((300, 50), dtype, "fortran"), True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_batches_with_broadcast_operand(dtype):
+    a = operand((5, 19, 40), dtype, "contig")
+    b = np.broadcast_to(operand((40, 23), dtype, "contig"), (5, 40, 23))
+    check(a, b)
+    check(operand((3, 2, 30, 20), dtype, "step"), operand((3, 2, 20, 50), dtype, "neg"))
+
+
+def test_zero_depth_writes_zeros_or_keeps_out():
+    a, b = np.zeros((4, 0), np.float32), np.zeros((0, 6), np.float32)
+    out = np.full((4, 6), 7, np.float32)
+    _C.matmul(a, b, out, True)
+    assert (out == 7).all()
+    _C.matmul(a, b, out, False)
+    assert (out == 0).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(m=st.integers(1, 80), k=st.integers(1, 300), n=st.integers(1, 80),
+       kinds=st.tuples(st.sampled_from(LAYOUTS), st.sampled_from(LAYOUTS)))
+def test_random_shapes_and_layouts(m, k, n, kinds):
+    check(operand((m, k), np.float32, kinds[0]), operand((k, n), np.float32, kinds[1]))
