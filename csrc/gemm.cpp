@@ -17,6 +17,7 @@
 #include <new>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include "gemm.h"
 
@@ -299,12 +300,13 @@ void pack_b(int64_t kc, int64_t nc, int64_t p0, int64_t p1, Operand<T> b, T* __r
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// One thread's share of a 2-D GEMM.  Called by every thread of a team of nt
-// (or by one thread with nt == 1); threads are laid out as a tm x tn grid over
-// (MR-row panels) x (NR-column panels) and share the packed B through bp.
+// One thread's share of a 2-D GEMM into C (element (i, j) at c[i * c.rs + j * c.cs]).
+// Called by every thread of a team of nt (or by one thread with nt == 1); threads are
+// laid out as a tm x tn grid over (MR-row panels) x (NR-column panels) and share the
+// packed B through bp.
 template <class T>
 void gemm_thread(int tid, int nt, int tm, int64_t M, int64_t N, int64_t K, Operand<T> a,
-                 Operand<T> b, T* c, bool accumulate, T* bp) {
+                 Operand<T> b, Operand<T> c, bool accumulate, T* bp) {
   using BL = Blocking<T>;
   constexpr int MR = BL::MR, NR = BL::NR;
   const int tn = nt / tm, ti = tid / tn, tj = tid % tn;
@@ -335,15 +337,17 @@ void gemm_thread(int tid, int nt, int tm, int64_t M, int64_t N, int64_t K, Opera
           const T* bpanel = bp + q * NR * kc;
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int64_t m = min64(MR, mc - ir);
-            T* cij = c + (ic + ir) * N + jc + jr;
+            T* cij = const_cast<T*>(c.p) + (ic + ir) * c.rs + (jc + jr) * c.cs;
             const T* apanel = ap + ir * kc;
-            if (m == MR && n == NR) {
-              micro_kernel<T, MR, kNV>(kc, apanel, bpanel, cij, N, add);
+            if (m == MR && n == NR && c.cs == 1) {
+              micro_kernel<T, MR, kNV>(kc, apanel, bpanel, cij, c.rs, add);
             } else {
               micro_kernel<T, MR, kNV>(kc, apanel, bpanel, tile, NR, false);
               for (int64_t i = 0; i < m; ++i)
-                for (int64_t j = 0; j < n; ++j)
-                  cij[i * N + j] = add ? cij[i * N + j] + tile[i * NR + j] : tile[i * NR + j];
+                for (int64_t j = 0; j < n; ++j) {
+                  T& cv = cij[i * c.rs + j * c.cs];
+                  cv = add ? cv + tile[i * NR + j] : tile[i * NR + j];
+                }
             }
           }
         }
@@ -355,15 +359,34 @@ void gemm_thread(int tid, int nt, int tm, int64_t M, int64_t N, int64_t K, Opera
 // Below this many multiply-adds a single thread is faster than waking a team.
 constexpr int64_t kParallelWork = int64_t(1) << 18;
 
+// Multiply-adds the micro-kernel runs for an M x N result, tails padded to full tiles.
+template <class T>
+int64_t padded_work(int64_t M, int64_t N) {
+  using BL = Blocking<T>;
+  return ceil_div(M, BL::MR) * BL::MR * ceil_div(N, BL::NR) * BL::NR;
+}
+
+// C[M x N] (row-major, contiguous) (+)= A[M x K] B[K x N].
 template <class T>
 void gemm2d(int64_t M, int64_t N, int64_t K, Operand<T> a, Operand<T> b, T* c, bool accumulate,
             int max_threads) {
   using BL = Blocking<T>;
+  Operand<T> cv{c, N, 1};
+  // A shape that fills the MR x NR tiles badly the other way round (a classifier head's
+  // N = 10 pads to NR = 32 columns) is computed as Cᵀ = Bᵀ Aᵀ: only strides change,
+  // and the tiles are written to C through the transposing edge path.
+  if (padded_work<T>(N, M) * 10 < padded_work<T>(M, N) * 9) {
+    std::swap(M, N);
+    std::swap(a, b);
+    std::swap(a.rs, a.cs);
+    std::swap(b.rs, b.cs);
+    cv = {c, 1, M};
+  }
   const int64_t bp_elems = BL::KC * ceil_div(min64(N, BL::NC), BL::NR) * BL::NR;
   T* bp = tl_pack_b.get<T>(bp_elems);
   const int nt = (M * N * K >= kParallelWork) ? max_threads : 1;
   if (nt <= 1) {
-    gemm_thread<T>(0, 1, 1, M, N, K, a, b, c, accumulate, bp);
+    gemm_thread<T>(0, 1, 1, M, N, K, a, b, cv, accumulate, bp);
     return;
   }
   // Split rows across threads when there are enough row panels (each thread
@@ -375,7 +398,7 @@ void gemm2d(int64_t M, int64_t N, int64_t K, Operand<T> a, Operand<T> b, T* c, b
       break;
     }
 #pragma omp parallel num_threads(nt)
-  gemm_thread<T>(omp_get_thread_num(), omp_get_num_threads(), tm, M, N, K, a, b, c, accumulate,
+  gemm_thread<T>(omp_get_thread_num(), omp_get_num_threads(), tm, M, N, K, a, b, cv, accumulate,
                  bp);
 }
 

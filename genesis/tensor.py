@@ -43,11 +43,7 @@ class Tensor:
     @classmethod
     def _make(cls, data, device, grad_fn=None, output_nr=0):
         t = object.__new__(cls)
-        _init_from(t, data, device)
-        if grad_fn is not None:
-            t._requires_grad = True
-            t.grad_fn = grad_fn
-            t._output_nr = output_nr
+        _init_from(t, data, device, grad_fn, output_nr)
         return t
 
     @classmethod
@@ -287,13 +283,13 @@ class Tensor:
         self._version.value += 1
 
 
-def _init_from(t, data, device):
+def _init_from(t, data, device, grad_fn=None, output_nr=0):
     t._data = data
     t._device = device
-    t._requires_grad = False
+    t._requires_grad = grad_fn is not None
     t.grad = None
-    t.grad_fn = None
-    t._output_nr = 0
+    t.grad_fn = grad_fn
+    t._output_nr = output_nr
     t._version = _Version()
     t._base = None
     t._accumulator = None

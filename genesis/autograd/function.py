@@ -28,6 +28,9 @@ _FREED = ("Trying to backward through the graph a second time (or directly acces
 
 _INPUT, _OUTPUT, _CONSTANT = 0, 1, 2
 
+# Backend module per device object (devices are singletons), looked up once.
+_BACKENDS = {}
+
 
 class Node:
     """A vertex of the backward graph."""
@@ -67,6 +70,7 @@ class Function(Node):
 
     @classmethod
     def apply(cls, *args, **kwargs):
+        # The hot path of every op: plain loops, no generator expressions.
         Tensor = _Tensor
         ctx = cls.__new__(cls)
         ctx._hooks = None
@@ -84,17 +88,22 @@ class Function(Node):
                     raise RuntimeError(
                         f"{cls.__name__}: expected all tensors to be on the same device, "
                         f"but found at least two devices, {device} and {a._device}")
-                requires_grad = requires_grad or a.requires_grad
+                if a._requires_grad:
+                    requires_grad = True
             else:
                 arrays.append(a)
         if device is None:
             raise TypeError(f"{cls.__name__}: expected at least one Tensor argument")
-        ctx.backend = _get_backend(device)
+        backend = _BACKENDS.get(id(device))
+        if backend is None:
+            backend = _BACKENDS[id(device)] = _get_backend(device)
+        ctx.backend = backend
         ctx.device = device
-        requires_grad = requires_grad and STATE.enabled
-        if requires_grad:
-            ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        if requires_grad and STATE.enabled:
+            ctx.needs_input_grad = tuple([isinstance(a, Tensor) and a._requires_grad
+                                          for a in args])
         else:
+            requires_grad = False
             ctx.needs_input_grad = (False,) * len(args)
 
         raw = cls.forward(ctx, *arrays, **kwargs)
@@ -102,28 +111,33 @@ class Function(Node):
         outs = (raw,) if single else raw
 
         device = ctx.device  # forward may move the result (ToDevice)
+        make = Tensor._make
         if not requires_grad:
             ctx._saved = ()
-            results = tuple(Tensor._make(o, device) for o in outs)
+            results = [make(o, device) for o in outs]
         else:
-            ctx.next_functions = tuple(_edge(a) if isinstance(a, Tensor) else None for a in args)
+            ctx.next_functions = tuple([_edge(a) if isinstance(a, Tensor) else None
+                                        for a in args])
             ctx._n_outputs = len(outs)
             non_diff = ctx._non_diff or ()
-            results = tuple(
-                Tensor._make(o, device, grad_fn=ctx, output_nr=i)
-                if (o.dtype.kind == "f" and not any(o is n for n in non_diff))
-                else Tensor._make(o, device)
-                for i, o in enumerate(outs))
+            results = []
+            for i, o in enumerate(outs):
+                differentiable = o.dtype.kind == "f"
+                for n in non_diff:
+                    if o is n:
+                        differentiable = False
+                results.append(make(o, device, ctx, i) if differentiable else make(o, device))
             if len(results) > 1:  # so the engine can give unused outputs zero gradients
-                ctx._output_meta = tuple((tuple(r.shape), r.dtype, device) if r.requires_grad
-                                         else None for r in results)
-            ctx._resolve_saved(args, results)
-        if ctx.is_view:
+                ctx._output_meta = tuple([(tuple(r.shape), r.dtype, device) if r._requires_grad
+                                          else None for r in results])
+            if ctx._saved:
+                ctx._resolve_saved(args, results)
+        if ctx.is_view:  # forward may decide (reshape copies when strides forbid a view)
             base = args[0]
             view = results[0]
             view._version = base._version
             view._base = base if base._base is None else base._base
-        return results[0] if single else results
+        return results[0] if single else tuple(results)
 
     # ------------------------------------------------------------- forward helpers
     def save_for_backward(self, *items):
