@@ -27,6 +27,7 @@ import argparse
 import gc
 import json
 import math
+import re
 import os
 import platform
 import shlex
@@ -319,35 +320,90 @@ def _np_softmax(x):
     return e
 
 
-def softmax_case(rows, cols):
+def _np_log_softmax(x):
+    z = x - x.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def softmax_case(rows, cols, log=False):
+    name = "log_softmax" if log else "softmax"
+
     def build():
         x_np = np.random.default_rng(3).standard_normal((rows, cols), dtype=np.float32)
 
         def make(fw):
             x = _wrap(x_np, fw)
             if fw == "numpy":
-                return lambda: _np_softmax(x)
-            if fw == "torch":
-                return lambda: torch.softmax(x, dim=-1)
-            return lambda: genesis.softmax(x, dim=-1)
+                return (lambda: _np_log_softmax(x)) if log else (lambda: _np_softmax(x))
+            lib = torch if fw == "torch" else genesis
+            fn = getattr(lib, name)
+            return lambda: fn(x, dim=-1)
         return _per_fw(make)
-    return Case("memory", f"softmax(dim=-1), {rows}x{cols}", "GB/s", 2 * 4 * rows * cols,
-                build, close(1e-4), note="numpy: exp(x - max) / sum")
+    return Case("memory", f"{name}(dim=-1), {rows}x{cols}", "GB/s", 2 * 4 * rows * cols,
+                build, close(1e-4), note="numpy: the composition of exp, max, sum (and log)")
 
 
-def matmul_case(n):
+def cross_entropy_case(rows, cols):
+    def build():
+        rng = np.random.default_rng(5)
+        x_np = rng.standard_normal((rows, cols), dtype=np.float32)
+        y_np = rng.integers(0, cols, rows)
+
+        def make(fw):
+            x, y = _wrap(x_np, fw), _wrap(y_np, fw)
+            if fw == "numpy":
+                return lambda: -_np_log_softmax(x)[np.arange(rows), y].mean()
+            lib = torch if fw == "torch" else genesis
+            return lambda: lib.nn.functional.cross_entropy(x, y)
+        return _per_fw(make)
+    # The floor is one read of the logits; the labels and the scalar result are negligible.
+    return Case("memory", f"cross_entropy, {rows}x{cols} logits", "GB/s", 4 * rows * cols, build,
+                close(1e-4), note="mean over rows; bytes = one read of the logits")
+
+
+def matmul_case(m, k, n, layout="", batch=1):
+    """a @ b with a (m, k) and b (k, n); layout "T." / ".T" stores a / b transposed (as
+    Linear's X·Wᵀ, dYᵀ·X do), batch > 1 multiplies that many independent pairs."""
+    lead = (batch,) if batch > 1 else ()
+
     def build():
         rng = np.random.default_rng(4)
-        a_np = rng.standard_normal((n, n), dtype=np.float32)
-        b_np = rng.standard_normal((n, n), dtype=np.float32)
+        a_np = rng.standard_normal(lead + ((k, m) if layout.startswith("T") else (m, k)),
+                                   dtype=np.float32)
+        b_np = rng.standard_normal(lead + ((n, k) if layout.endswith("T") else (k, n)),
+                                   dtype=np.float32)
 
         def make(fw):
             a, b = _wrap(a_np, fw), _wrap(b_np, fw)
+            ta, tb = layout.startswith("T"), layout.endswith("T")
+            if fw == "numpy":
+                a, b = (np.swapaxes(a, -1, -2) if ta else a), (np.swapaxes(b, -1, -2) if tb else b)
+            else:
+                a, b = (a.mT if ta else a), (b.mT if tb else b)
             return lambda: a @ b
         return _per_fw(make)
-    # fp32 with k = n terms: errors grow ~ sqrt(n) * eps * |a||b|; compare to max |c|.
-    return Case("matmul", f"matmul {n}x{n} @ {n}x{n}", "GFLOP/s", 2 * n ** 3, build,
-                close(1e-4 * max(1.0, math.sqrt(n) / 8)))
+    if m == k == n and not layout and batch == 1:
+        name = f"matmul {n}x{n} @ {n}x{n}"
+    else:
+        sa = f"{k}x{m}ᵀ" if layout.startswith("T") else f"{m}x{k}"
+        sb = f"{n}x{k}ᵀ" if layout.endswith("T") else f"{k}x{n}"
+        name = (f"{batch} x " if batch > 1 else "") + f"matmul {sa} @ {sb}"
+    # fp32 with k terms: errors grow ~ sqrt(k) * eps * |a||b|; compare to max |c|.
+    return Case("matmul", name, "GFLOP/s", 2 * batch * m * k * n, build,
+                close(1e-4 * max(1.0, math.sqrt(k) / 8)))
+
+
+# Linear layers of the MNIST MLP (batch 128, 784 -> 256 and the 256 -> 10 head):
+# forward X·Wᵀ, input gradient dY·W, weight gradient dYᵀ·X; and attention-sized batches.
+LINEAR_SHAPES = [(128, 784, 256), (128, 256, 10)]
+
+
+def linear_cases():
+    cases = []
+    for b, i, o in LINEAR_SHAPES:
+        cases += [matmul_case(b, i, o, ".T"), matmul_case(b, o, i), matmul_case(o, b, i, "T.")]
+    cases += [matmul_case(64, 32, 64, batch=128), matmul_case(64, 64, 32, batch=128)]
+    return cases
 
 
 def _count(n):
@@ -364,9 +420,11 @@ def make_cases(quick):
     for n in sizes:
         for op in ("add", "mul", "exp", "add_"):
             cases.append(elementwise_case(op, n))
-    cases += [sum_case(4096, 4096), softmax_case(4096, 4096)]
+    cases += [sum_case(4096, 4096), softmax_case(4096, 4096), softmax_case(4096, 4096, log=True),
+              cross_entropy_case(4096, 4096)]
     for n in ([256, 1024] if quick else [128, 256, 512, 1024, 2048]):
-        cases.append(matmul_case(n))
+        cases.append(matmul_case(n, n, n))
+    cases += linear_cases()
     if genesis is not None:
         cases += training.cases(Case, _per_fw, {"genesis": genesis, "torch": torch}, quick)
     return cases
@@ -688,6 +746,41 @@ def write_markdown(path, info, results):
         f.write(head + generated + tail)
 
 
+def write_plot(path, info, results):
+    """A PNG of square float32 matmul GFLOP/s by size: one line per framework and thread
+    count.  Needs matplotlib (the `bench` extra)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    square = re.compile(r"matmul (\d+)x\1 @ \1x\1$")
+    lines = {}
+    for r in results:
+        hit = square.match(r["case"].name)
+        if not hit:
+            continue
+        for fw, d in r["res"].items():
+            if d and "seconds" in d:
+                lines.setdefault((fw, r["threads"]), []).append(
+                    (int(hit.group(1)), value_of(r["case"], d)))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colors = {"genesis": "tab:red", "numpy": "tab:blue", "torch": "tab:orange"}
+    for (fw, nt), pts in sorted(lines.items()):
+        pts.sort()
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=colors.get(fw),
+                linestyle="-" if nt == 1 else "--", label=f"{fw}, {nt} thread{'s' * (nt > 1)}")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("n (n x n @ n x n, float32)")
+    ax.set_ylabel("GFLOP/s")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    cpu = info["cpu"].get("model name", "?")
+    ax.set_title(f"Square matmul, {cpu}, {info['cores_available']} cores", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def to_json(info, results, args, elapsed):
     rows = []
     for r in results:
@@ -746,6 +839,8 @@ def main(argv=None):
     p.add_argument("--json", default=os.path.join(ROOT, "benchmarks", "results", "latest.json"),
                    help="where to write the JSON results")
     p.add_argument("--markdown", default=None, help="rewrite the results section of this doc")
+    p.add_argument("--plot", default=None, metavar="PNG",
+                   help="write a plot of matmul GFLOP/s by size here (needs matplotlib)")
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds per case")
     p.add_argument("--min-time", type=float, default=None, help="seconds per timed sample")
     p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
@@ -833,6 +928,9 @@ def main(argv=None):
     if args.markdown:
         write_markdown(args.markdown, info, results)
         print(f"wrote {args.markdown}")
+    if args.plot:
+        write_plot(args.plot, info, results)
+        print(f"wrote {args.plot}")
     return 0
 
 

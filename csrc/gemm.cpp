@@ -144,10 +144,11 @@ struct Scratch {
 thread_local Scratch tl_pack_a, tl_pack_b;
 
 // ---------------------------------------------------------------- micro-kernel
-// C[MR x NR] = (add ? C : 0) + A_panel[kc x MR] * B_panel[kc x NR].
+// C[MR x NR] = (add ? C : 0) + A_panel[kc x MR] * B[kc x NR], B's rows ldb apart (NR in a
+// packed panel).
 template <class T, int MR, int NV>
-inline void micro_kernel(int64_t kc, const T* __restrict A, const T* __restrict B, T* C,
-                         int64_t ldc, bool add) {
+inline void micro_kernel(int64_t kc, const T* __restrict A, const T* __restrict B, int64_t ldb,
+                         T* C, int64_t ldc, bool add) {
   using S = Simd<T>;
   using V = typename S::V;
   constexpr int L = S::L, NR = NV * L;
@@ -163,10 +164,10 @@ inline void micro_kernel(int64_t kc, const T* __restrict A, const T* __restrict 
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) acc[i][j] = S::zero();
-  for (int64_t k = 0; k < kc; ++k, A += MR, B += NR) {
+  for (int64_t k = 0; k < kc; ++k, A += MR, B += ldb) {
     V b[NV];
 #pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) b[j] = S::load(B + j * L);
+    for (int j = 0; j < NV; ++j) b[j] = S::loadu(B + j * L);
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i) {
       const V a = S::set1(A[i]);
@@ -297,6 +298,8 @@ void pack_b(int64_t kc, int64_t nc, int64_t p0, int64_t p1, Operand<T> b, T* __r
 }
 
 // ---------------------------------------------------------------- driver
+// Up to this many MR-row panels of A, B is read in place rather than packed.
+constexpr int64_t kDirectBRows = 6;
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -314,6 +317,12 @@ void gemm_thread(int tid, int nt, int tm, int64_t M, int64_t N, int64_t K, Opera
   const int64_t m0 = min64(M, mpanels * ti / tm * MR), m1 = min64(M, mpanels * (ti + 1) / tm * MR);
   T* ap = tl_pack_a.get<T>(BL::MC * BL::KC);
   alignas(64) T tile[MR * NR];
+  // With few rows of A, each panel of B would be packed for only a few micro-kernel
+  // calls: the full-width panels of a row-major B are then read in place.  Unless it
+  // is used once, not when its rows lie a multiple of 2 KiB apart: they would share a few
+  // L1 sets and the panel would not stay in L1 between uses.
+  const bool direct_b = b.cs == 1 && (M <= MR || (M <= kDirectBRows * MR &&
+                                                  (b.rs * sizeof(T)) % 2048 != 0));
 
   for (int64_t jc = 0; jc < N; jc += BL::NC) {
     const int64_t nc = min64(BL::NC, N - jc), npanels = ceil_div(nc, NR);
@@ -324,7 +333,9 @@ void gemm_thread(int tid, int nt, int tm, int64_t M, int64_t N, int64_t K, Opera
       if (nt > 1) {
 #pragma omp barrier
       }
-      pack_b<T, NR>(kc, nc, npanels * tid / nt, npanels * (tid + 1) / nt,
+      const int64_t full = direct_b ? nc / NR : 0;  // panels read in place
+      const int64_t p0 = npanels * tid / nt, p1 = npanels * (tid + 1) / nt;
+      pack_b<T, NR>(kc, nc, p0 > full ? p0 : full, p1 > full ? p1 : full,
                     {b.p + pc * b.rs + jc * b.cs, b.rs, b.cs}, bp);
       if (nt > 1) {
 #pragma omp barrier
@@ -334,15 +345,17 @@ void gemm_thread(int tid, int nt, int tm, int64_t M, int64_t N, int64_t K, Opera
         pack_a<T, MR>(mc, kc, {a.p + ic * a.rs + pc * a.cs, a.rs, a.cs}, ap);
         for (int64_t q = q0; q < q1; ++q) {
           const int64_t jr = q * NR, n = min64(NR, nc - jr);
-          const T* bpanel = bp + q * NR * kc;
+          const bool in_place = q < full;
+          const T* bpanel = in_place ? b.p + pc * b.rs + (jc + jr) : bp + q * NR * kc;
+          const int64_t ldb = in_place ? b.rs : NR;
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int64_t m = min64(MR, mc - ir);
             T* cij = const_cast<T*>(c.p) + (ic + ir) * c.rs + (jc + jr) * c.cs;
             const T* apanel = ap + ir * kc;
             if (m == MR && n == NR && c.cs == 1) {
-              micro_kernel<T, MR, kNV>(kc, apanel, bpanel, cij, c.rs, add);
+              micro_kernel<T, MR, kNV>(kc, apanel, bpanel, ldb, cij, c.rs, add);
             } else {
-              micro_kernel<T, MR, kNV>(kc, apanel, bpanel, tile, NR, false);
+              micro_kernel<T, MR, kNV>(kc, apanel, bpanel, ldb, tile, NR, false);
               for (int64_t i = 0; i < m; ++i)
                 for (int64_t j = 0; j < n; ++j) {
                   T& cv = cij[i * c.rs + j * c.cs];
