@@ -480,6 +480,11 @@ def _shape_str(shape):
     return "[" + ", ".join(map(str, shape)) + "]"
 
 
+def _strides_meta(a):
+    """a's element strides as a device array (kernels that index 4-D operands directly)."""
+    return _device_meta(tuple(_estrides(a)))
+
+
 def _conv_geometry(op, x_shape, w_shape, y_shape, dtypes, bias, stride, padding, dilation,
                    groups, bias_channels):
     """ConvGeo of a convolution with input x, weight w and output y (one of them
@@ -528,8 +533,7 @@ def _im2col(x, geo, col_shape, col_strides):
     """x's column matrix, laid out by `col_strides` over (n, g, k, p)."""
     col = _empty(col_shape, x.dtype)
     _launch("conv", f"im2col_{_sfx(x.dtype)}", col.size,
-            (x, col, np.int64(col.size), geo, _device_meta(tuple(_estrides(x))),
-             _device_meta(tuple(col_strides))))
+            (x, col, np.int64(col.size), geo, _strides_meta(x), _device_meta(tuple(col_strides))))
     return col
 
 
@@ -566,7 +570,7 @@ def conv2d_input_grad(grad, weight, bias, input_hw, stride, padding, dilation, g
 def conv2d_weight_grad(x, grad, weight_shape, stride, padding, dilation, groups):
     """gw[g] = grad[:, g] @ col(x[:, g])^T: one GEMM per group, with the batch
     folded into the columns of the column matrix."""
-    N, G, (OC, Cg) = x.shape[0], groups, weight_shape[:2]
+    N, G, OC = x.shape[0], groups, weight_shape[0]
     geo = _conv_geometry("conv2d_weight_grad", x.shape, weight_shape, grad.shape,
                          [x.dtype, x.dtype, grad.dtype], None, stride, padding, dilation,
                          groups, 0)
@@ -620,10 +624,6 @@ def _plane_geometry(op, x_shape, y_shape):
         raise ValueError(f"{op}: input {_shape_str(x_shape)} and output {_shape_str(y_shape)} "
                          "must have non-empty spatial dims")
     return _device_meta((x_shape[1],) + tuple(x_shape[2:]) + tuple(y_shape[2:]))
-
-
-def _strides_meta(a):
-    return _device_meta(tuple(_estrides(a)))
 
 
 def max_pool2d(x, out_hw, kernel_size, stride, padding, dilation):
@@ -727,7 +727,8 @@ def upsample2d(x, out_hw, mode, align_corners, scale):
 def upsample2d_backward(grad, input_shape, mode, align_corners, scale):
     """The adjoint of upsample2d applied to grad."""
     op = "upsample2d_backward"
-    geo, *params = _upsample_args(op, input_shape, grad.shape, grad.dtype, mode, align_corners, scale)
+    geo, *params = _upsample_args(op, input_shape, grad.shape, grad.dtype, mode, align_corners,
+                                  scale)
     out = full(tuple(input_shape), 0, grad.dtype)
     _launch("upsample", f"upsample_backward_{_sfx(grad.dtype)}", grad.size,
             (grad, out, np.int64(grad.size), geo, _strides_meta(grad), *params))
