@@ -11,7 +11,7 @@ os.environ.setdefault("GENESIS_CUDA_EMULATE", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import assume, given, settings, strategies as st  # noqa: E402
 
 import genesis as G  # noqa: E402
 import genesis.nn as nn  # noqa: E402
@@ -111,8 +111,7 @@ def test_conv1d_and_unbatched_conv2d_match_cpu():
                                                                       st.integers(1, 3)),
        stride=st.integers(1, 3), padding=st.integers(0, 2), dilation=st.integers(1, 2))
 def test_conv2d_random_geometry_matches_cpu(n, c, groups, hw, k, stride, padding, dilation):
-    if any(s + 2 * padding < dilation * (kk - 1) + 1 for s, kk in zip(hw, k)):
-        return  # the kernel does not fit
+    assume(all(s + 2 * padding >= dilation * (kk - 1) + 1 for s, kk in zip(hw, k)))  # fits
     x, w = _randn(n, c * groups, *hw), _randn(2 * groups, c, *k)
     check(lambda x, w: F.conv2d(x, w, stride=stride, padding=padding, dilation=dilation,
                                 groups=groups), [x, w])
@@ -215,6 +214,17 @@ def test_linear_interpolate_matches_cpu():
     check(lambda x: F.interpolate(x, scale_factor=2.5, mode="linear"), [_randn(2, 3, 5)])
     check(lambda x: F.interpolate(x, size=4, mode="linear", align_corners=True),
           [_randn(1, 2, 7)])
+
+
+def test_empty_batch_matches_cpu():
+    """No samples: empty outputs, and zero weight and bias gradients."""
+    check(lambda x, w, b: F.conv2d(x, w, b, groups=2),
+          [np.zeros((0, 4, 5, 5)), _randn(2, 2, 3, 3), _randn(2)])
+    check(lambda x, w: F.conv_transpose2d(x, w, stride=2), [np.zeros((0, 2, 3, 3)),
+                                                            _randn(2, 3, 2, 2)])
+    check(lambda x: F.max_pool2d(x, 2), [np.zeros((0, 2, 4, 4))])
+    check(lambda x: F.avg_pool2d(x, 2), [np.zeros((0, 2, 4, 4))])
+    check(lambda x: F.interpolate(x, scale_factor=2, mode="bilinear"), [np.zeros((0, 2, 3, 3))])
 
 
 # ------------------------------------------------------------------ layers
