@@ -15,7 +15,7 @@ from ._device import array_type, empty as _empty, launch as _launch
 from ._device import launch_grid as _launch_grid, to_device as _to_device, to_host as _to_host
 from ._device import xp as _xp
 from ... import _C
-from ..cpu import _BOOL_RESULT
+from ..cpu import _BOOL_RESULT, _UPSAMPLE_MODES
 
 name = "cuda"
 
@@ -472,6 +472,269 @@ def matmul(a, b):
     return out
 
 
+# ------------------------------------------------------------------ convolution
+# The checks of csrc/conv.cpp, pool.cpp and upsample.cpp, with their messages, run
+# before any kernel.  Geometry reaches the kernels as small int64 arrays (ConvGeo,
+# PoolGeo in the .cu files), shared per layout like the strided metadata.
+def _shape_str(shape):
+    return "[" + ", ".join(map(str, shape)) + "]"
+
+
+def _strides_meta(a):
+    """a's element strides as a device array (kernels that index 4-D operands directly)."""
+    return _device_meta(tuple(_estrides(a)))
+
+
+def _conv_geometry(op, x_shape, w_shape, y_shape, dtypes, bias, stride, padding, dilation,
+                   groups, bias_channels):
+    """ConvGeo of a convolution with input x, weight w and output y (one of them
+    is the array being computed, of the shape its caller derived)."""
+    shapes = (f" (input {_shape_str(x_shape)}, weight {_shape_str(w_shape)}, output "
+              f"{_shape_str(y_shape)})")
+    if len(x_shape) != 4 or len(w_shape) != 4 or len(y_shape) != 4:
+        raise ValueError(f"{op}: expected 4-D input, weight and output{shapes}")
+    if any(d != dtypes[0] for d in dtypes):
+        raise TypeError(f"{op}: input, weight, output and bias must have one dtype, got "
+                        + ", ".join(d.name for d in dtypes))
+    if dtypes[0].kind != "f":
+        raise TypeError(f"{op}: expected float32 or float64, got {dtypes[0].name}")
+    if min(stride) < 1 or min(dilation) < 1:
+        raise ValueError(f"{op}: stride and dilation must be positive")
+    if padding[0] < 0 or padding[2] < 0:
+        raise ValueError(f"{op}: top/left padding must be non-negative")
+    (N, C, H, W), (OC, Cg, KH, KW) = x_shape, w_shape
+    if groups < 1 or C % groups or OC % groups or Cg * groups != C:
+        raise ValueError(f"{op}: groups={groups} must divide the channels, with "
+                         f"weight.shape[1] * groups == input channels{shapes}")
+    if tuple(y_shape[:2]) != (N, OC):
+        raise ValueError(f"{op}: output must be [N, weight.shape[0], OH, OW]{shapes}")
+    if KH < 1 or KW < 1:
+        raise ValueError(f"{op}: empty kernel{shapes}")
+    for i, (n, k) in enumerate(((H, KH), (W, KW))):
+        extent = n + padding[2 * i] + padding[2 * i + 1]
+        span = dilation[i] * (k - 1) + 1
+        if extent < span or y_shape[2 + i] != (extent - span) // stride[i] + 1:
+            raise ValueError(f"{op}: output size does not match the input size, kernel, "
+                             f"stride, padding and dilation{shapes}")
+    if bias is not None and (bias.ndim != 1 or bias.shape[0] != bias_channels):
+        raise ValueError(f"{op}: bias must have shape [{bias_channels}], got "
+                         f"{_shape_str(bias.shape)}")
+    return _device_meta((C, H, W, groups, KH, KW, y_shape[2], y_shape[3], stride[0], stride[1],
+                         padding[0], padding[2], dilation[0], dilation[1]))
+
+
+def _add_channel_bias(out, bias):
+    if bias is not None:
+        binary_("add", out, bias.reshape(1, bias.shape[0], 1, 1))
+    return out
+
+
+def _im2col(x, geo, col_shape, col_strides):
+    """x's column matrix, laid out by `col_strides` over (n, g, k, p)."""
+    col = _empty(col_shape, x.dtype)
+    _launch("conv", f"im2col_{_sfx(x.dtype)}", col.size,
+            (x, col, np.int64(col.size), geo, _strides_meta(x), _device_meta(tuple(col_strides))))
+    return col
+
+
+def conv2d(x, weight, bias, out_hw, stride, padding, dilation, groups):
+    """out[N, OC, OH, OW] = conv(x, weight) + bias: im2col, then one GEMM per
+    (sample, group)."""
+    N, G = x.shape[0], groups
+    out_shape = (N, weight.shape[0]) + tuple(out_hw)
+    dtypes = [x.dtype, weight.dtype, x.dtype] + ([bias.dtype] if bias is not None else [])
+    geo = _conv_geometry("conv2d", x.shape, weight.shape, out_shape, dtypes, bias, stride,
+                         padding, dilation, groups, weight.shape[0])
+    K, P = _numel(weight.shape[1:]), _numel(out_hw)
+    col = _im2col(x, geo, (N, G, K, P), (G * K * P, K * P, P, 1))
+    w = reshape(weight, (1, G, weight.shape[0] // G, K))
+    return _add_channel_bias(reshape(matmul(w, col), out_shape), bias)
+
+
+def conv2d_input_grad(grad, weight, bias, input_hw, stride, padding, dilation, groups):
+    """conv2d's input gradient (+ bias per channel): conv_transpose2d's forward.
+    One GEMM w[g]^T @ grad[n, g] per (sample, group) gives the columns; col2im
+    gathers them into the input gradient."""
+    N, G, (OC, Cg) = grad.shape[0], groups, weight.shape[:2]
+    out = _empty((N, Cg * G) + tuple(input_hw), grad.dtype)
+    dtypes = [out.dtype, weight.dtype, grad.dtype] + ([bias.dtype] if bias is not None else [])
+    geo = _conv_geometry("conv2d_input_grad", out.shape, weight.shape, grad.shape, dtypes, bias,
+                         stride, padding, dilation, groups, Cg * G)
+    K = _numel(weight.shape[1:])
+    w = reshape(weight, (1, G, OC // G, K)).transpose(0, 1, 3, 2)
+    col = matmul(w, reshape(grad, (N, G, OC // G, _numel(grad.shape[2:]))))
+    _launch("conv", f"col2im_{_sfx(out.dtype)}", out.size, (col, out, np.int64(out.size), geo))
+    return _add_channel_bias(out, bias)
+
+
+def conv2d_weight_grad(x, grad, weight_shape, stride, padding, dilation, groups):
+    """gw[g] = grad[:, g] @ col(x[:, g])^T: one GEMM per group, with the batch
+    folded into the columns of the column matrix."""
+    N, G, OC = x.shape[0], groups, weight_shape[0]
+    geo = _conv_geometry("conv2d_weight_grad", x.shape, weight_shape, grad.shape,
+                         [x.dtype, x.dtype, grad.dtype], None, stride, padding, dilation,
+                         groups, 0)
+    K, P = _numel(weight_shape[1:]), _numel(grad.shape[2:])
+    col = _im2col(x, geo, (G, K, N * P), (P, K * N * P, N * P, 1))
+    g = reshape(reshape(grad, (N, G, OC // G, P)).transpose(1, 2, 0, 3), (G, OC // G, N * P))
+    return reshape(matmul(g, col.transpose(0, 2, 1)), weight_shape)
+
+
+# ------------------------------------------------------------------ pooling
+def _check_planes(op, x_shape, y_shape, dtype):
+    """csrc/pool.cpp's check_planes: x [N, C, H, W] input side, y [N, C, OH, OW], both of
+    `dtype` (the array computed has the dtype of the one given)."""
+    if len(x_shape) != 4 or len(y_shape) != 4:
+        raise ValueError(f"{op}: expected 4-D [N, C, H, W] arrays, got {_shape_str(x_shape)} "
+                         f"and {_shape_str(y_shape)}")
+    if dtype.kind != "f":
+        raise TypeError(f"{op}: expected float32 or float64 arrays of one dtype, got "
+                        f"{dtype.name} and {dtype.name}")
+    if tuple(x_shape[:2]) != tuple(y_shape[:2]):
+        raise ValueError(f"{op}: batch and channel sizes differ: {_shape_str(x_shape)} and "
+                         f"{_shape_str(y_shape)}")
+
+
+def _pool_out(n, k, s, p, d, ceil_mode):
+    o = (n + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
+    return o - 1 if ceil_mode and (o - 1) * s >= n + p else o
+
+
+def _pool_geometry(op, x_shape, y_shape, kernel_size, stride, padding, dilation):
+    """PoolGeo, after csrc/pool.cpp's check_window."""
+    for i in range(2):
+        k, s, p, d = kernel_size[i], stride[i], padding[i], dilation[i]
+        if k < 1 or s < 1 or d < 1 or p < 0:
+            raise ValueError(f"{op}: kernel size, stride and dilation must be positive and "
+                             "padding non-negative")
+        if p > k // 2:
+            raise ValueError(f"{op}: padding {p} must be at most half of the kernel size {k}")
+        n, o = x_shape[2 + i], y_shape[2 + i]
+        if o < 1 or o not in (_pool_out(n, k, s, p, d, False), _pool_out(n, k, s, p, d, True)):
+            raise ValueError(f"{op}: output {_shape_str(y_shape)} does not match input "
+                             f"{_shape_str(x_shape)} for this kernel, stride, padding and "
+                             "dilation")
+    return _device_meta((x_shape[1],) + tuple(x_shape[2:]) + tuple(y_shape[2:])
+                        + tuple(kernel_size) + tuple(stride) + tuple(padding) + tuple(dilation))
+
+
+def _plane_geometry(op, x_shape, y_shape):
+    """(C, H, W, OH, OW) after the check that both planes are non-empty."""
+    if min(x_shape[2:]) < 1 or min(y_shape[2:]) < 1:
+        raise ValueError(f"{op}: input {_shape_str(x_shape)} and output {_shape_str(y_shape)} "
+                         "must have non-empty spatial dims")
+    return _device_meta((x_shape[1],) + tuple(x_shape[2:]) + tuple(y_shape[2:]))
+
+
+def max_pool2d(x, out_hw, kernel_size, stride, padding, dilation):
+    """(values, int64 indices of the maxima within each H*W plane)."""
+    shape = x.shape[:2] + tuple(out_hw)
+    _check_planes("max_pool2d", x.shape, shape, x.dtype)
+    geo = _pool_geometry("max_pool2d", x.shape, shape, kernel_size, stride, padding, dilation)
+    out, indices = _empty(shape, x.dtype), _empty(shape, np.int64)
+    _launch("pool", f"max_pool_{_sfx(x.dtype)}", out.size,
+            (x, out, indices, np.int64(out.size), geo, _strides_meta(x)))
+    return out, indices
+
+
+def max_pool2d_backward(grad, indices, input_shape):
+    """Each output gradient added at its window's argmax; IndexError for an index
+    outside its plane."""
+    op = "max_pool2d_backward"
+    _check_planes(op, input_shape, grad.shape, grad.dtype)
+    if indices.dtype != np.int64 or indices.shape != grad.shape:
+        raise ValueError(f"{op}: indices must be int64 of shape {_shape_str(grad.shape)}, got "
+                         f"{_shape_str(indices.shape)}")
+    out = full(tuple(input_shape), 0, grad.dtype)
+    if out.size == 0 or grad.size == 0:
+        return out
+    hw = _numel(input_shape[2:])
+    err = _error_word()
+    _launch("pool", f"max_pool_backward_{_sfx(grad.dtype)}", grad.size,
+            (grad, indices, out, np.int64(grad.size), _plane_geometry(op, input_shape, grad.shape),
+             _strides_meta(grad), _strides_meta(indices), err))
+    pos = _flagged(err)
+    if pos is not None:
+        k = int(_to_host(indices).reshape(-1)[pos])
+        raise IndexError(f"{op}: index {k} is out of range for a plane of {hw} elements")
+    return out
+
+
+def avg_pool2d(x, out_hw, kernel_size, stride, padding, count_include_pad, divisor_override):
+    """divisor_override 0 means none."""
+    shape = x.shape[:2] + tuple(out_hw)
+    _check_planes("avg_pool2d", x.shape, shape, x.dtype)
+    geo = _pool_geometry("avg_pool2d", x.shape, shape, kernel_size, stride, padding, (1, 1))
+    out = _empty(shape, x.dtype)
+    _launch("pool", f"avg_pool_{_sfx(x.dtype)}", out.size,
+            (x, out, np.int64(out.size), geo, _strides_meta(x), np.int32(bool(count_include_pad)),
+             np.int64(divisor_override)))
+    return out
+
+
+def avg_pool2d_backward(grad, input_shape, kernel_size, stride, padding, count_include_pad,
+                        divisor_override):
+    """Each input element gathers grad / divisor of the windows that hold it."""
+    op = "avg_pool2d_backward"
+    _check_planes(op, input_shape, grad.shape, grad.dtype)
+    geo = _pool_geometry(op, input_shape, grad.shape, kernel_size, stride, padding, (1, 1))
+    out = _empty(tuple(input_shape), grad.dtype)
+    _launch("pool", f"avg_pool_backward_{_sfx(grad.dtype)}", out.size,
+            (grad, out, np.int64(out.size), geo, _strides_meta(grad),
+             np.int32(bool(count_include_pad)), np.int64(divisor_override)))
+    return out
+
+
+def adaptive_avg_pool2d(x, out_hw):
+    shape = x.shape[:2] + tuple(out_hw)
+    _check_planes("adaptive_avg_pool2d", x.shape, shape, x.dtype)
+    geo = _plane_geometry("adaptive_avg_pool2d", x.shape, shape)
+    out = _empty(shape, x.dtype)
+    _launch("pool", f"adaptive_avg_pool_{_sfx(x.dtype)}", out.size,
+            (x, out, np.int64(out.size), geo, _strides_meta(x)))
+    return out
+
+
+def adaptive_avg_pool2d_backward(grad, input_shape):
+    op = "adaptive_avg_pool2d_backward"
+    _check_planes(op, input_shape, grad.shape, grad.dtype)
+    geo = _plane_geometry(op, input_shape, grad.shape)
+    out = _empty(tuple(input_shape), grad.dtype)
+    _launch("pool", f"adaptive_avg_pool_backward_{_sfx(grad.dtype)}", out.size,
+            (grad, out, np.int64(out.size), geo, _strides_meta(grad)))
+    return out
+
+
+# ------------------------------------------------------------------ upsampling
+def _upsample_args(op, x_shape, y_shape, dtype, mode, align_corners, scale):
+    _check_planes(op, x_shape, y_shape, dtype)
+    geo = _plane_geometry(op, x_shape, y_shape)
+    sh, sw = (np.float64(0.0 if s is None else s) for s in scale)
+    return geo, np.int32(_UPSAMPLE_MODES[mode]), np.int32(bool(align_corners)), sh, sw
+
+
+def upsample2d(x, out_hw, mode, align_corners, scale):
+    """x resized to out_hw: "nearest", "nearest-exact" or "bilinear"; `scale` holds
+    the user's (height, width) scale factors, None for an axis whose size was given."""
+    shape = x.shape[:2] + tuple(out_hw)
+    geo, *params = _upsample_args("upsample2d", x.shape, shape, x.dtype, mode, align_corners, scale)
+    out = _empty(shape, x.dtype)
+    _launch("upsample", f"upsample_{_sfx(x.dtype)}", out.size,
+            (x, out, np.int64(out.size), geo, _strides_meta(x), *params))
+    return out
+
+
+def upsample2d_backward(grad, input_shape, mode, align_corners, scale):
+    """The adjoint of upsample2d applied to grad."""
+    op = "upsample2d_backward"
+    geo, *params = _upsample_args(op, input_shape, grad.shape, grad.dtype, mode, align_corners,
+                                  scale)
+    out = full(tuple(input_shape), 0, grad.dtype)
+    _launch("upsample", f"upsample_backward_{_sfx(grad.dtype)}", grad.size,
+            (grad, out, np.int64(grad.size), geo, _strides_meta(grad), *params))
+    return out
+
+
 # ------------------------------------------------------------------ indexing
 _NO_ERROR = np.iinfo(np.int64).max  # err[0] until a kernel flags a bad position
 
@@ -720,15 +983,12 @@ def permutation(n, generator):
 # The cpu backend's functions that have no CUDA kernel yet (tests/test_cuda_ops.py holds
 # this list to the difference between the two backends).
 NOT_YET_ON_CUDA = frozenset((
-    "conv2d", "conv2d_input_grad", "conv2d_weight_grad",
-    "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
-    "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward",
     "batch_norm", "batch_norm_backward", "layer_norm", "layer_norm_backward",
     "group_norm", "group_norm_backward", "dropout",
     "check_labels", "cross_entropy", "cross_entropy_backward",
     "sgd_update_", "adam_update_", "rmsprop_update_", "adagrad_update_",
     "rnn_cell", "rnn_cell_backward", "lstm_cell", "lstm_cell_backward",
-    "gru_cell", "gru_cell_backward", "upsample2d", "upsample2d_backward",
+    "gru_cell", "gru_cell_backward",
 ))
 
 

@@ -79,6 +79,10 @@ template <class T> __device__ __forceinline__ T wrap_mul(T a, T b) {
   return (T)((U)a * (U)b);
 }
 
+// min/max of one type (the emulator has no CUDA min/max overloads).
+template <class T> __device__ __forceinline__ T min_of(T a, T b) { return b < a ? b : a; }
+template <class T> __device__ __forceinline__ T max_of(T a, T b) { return a < b ? b : a; }
+
 // ------------------------------------------------------------------ math
 // One name per function for float and double (the CUDA math API has both).
 #define GENESIS_MATH1(name, f32, f64)                                                   \
