@@ -84,14 +84,53 @@ const T* plane(const View& v, int64_t n, int64_t c) {
   return static_cast<const T*>(v.data) + n * v.stride[0] + c * v.stride[1];
 }
 
+// The window's running maximum: a later value wins when larger or NaN (PyTorch's rule,
+// so a NaN anywhere in the window is the result).  Branch-free: the comparisons are
+// unpredictable.
+template <class T>
+inline void take_max(T v, int64_t at, T& best, int64_t& arg) {
+  const bool t = v > best || v != v;
+  best = t ? v : best;
+  arg = t ? at : arg;
+}
+
+// 2 x 2 windows, stride 2, no padding or dilation: the common case, unrolled.
+template <class T>
+void max_pool_2x2(const T* xp, int64_t sh, int64_t sw, int64_t W, int64_t OH, int64_t OW, T* o,
+                  int64_t* idx) {
+  for (int64_t oh = 0; oh < OH; ++oh) {
+    const T* r0 = xp + 2 * oh * sh;
+    const T* r1 = r0 + sh;
+    const int64_t base = 2 * oh * W;
+    for (int64_t ow = 0; ow < OW; ++ow) {
+      const int64_t w = 2 * ow;
+      T best = -std::numeric_limits<T>::infinity();
+      int64_t arg = base + w;
+      take_max(r0[w * sw], base + w, best, arg);
+      take_max(r0[(w + 1) * sw], base + w + 1, best, arg);
+      take_max(r1[w * sw], base + W + w, best, arg);
+      take_max(r1[(w + 1) * sw], base + W + w + 1, best, arg);
+      o[oh * OW + ow] = best;
+      idx[oh * OW + ow] = arg;
+    }
+  }
+}
+
 template <class T>
 void max_pool_typed(const View& x, const View& out, const View& indices, const PoolParams& p) {
   const int64_t H = x.shape[2], W = x.shape[3], OH = out.shape[2], OW = out.shape[3];
   const int64_t sh = x.stride[2], sw = x.stride[3];
+  const bool two_by_two = p.kernel[0] == 2 && p.kernel[1] == 2 && p.stride[0] == 2 &&
+                          p.stride[1] == 2 && p.pad[0] == 0 && p.pad[1] == 0 &&
+                          p.dilation[0] == 1 && p.dilation[1] == 1 && 2 * OH <= H && 2 * OW <= W;
   for_planes(x, numel(out) * p.kernel[0] * p.kernel[1], [&](int64_t n, int64_t c, int64_t i) {
     const T* xp = plane<T>(x, n, c);
     T* o = static_cast<T*>(out.data) + i * OH * OW;
     int64_t* idx = static_cast<int64_t*>(indices.data) + i * OH * OW;
+    if (two_by_two) {
+      max_pool_2x2(xp, sh, sw, W, OH, OW, o, idx);
+      return;
+    }
     for (int64_t oh = 0; oh < OH; ++oh) {
       int64_t h0 = oh * p.stride[0] - p.pad[0];
       const int64_t h1 = std::min(h0 + (p.kernel[0] - 1) * p.dilation[0] + 1, H);
@@ -103,13 +142,7 @@ void max_pool_typed(const View& x, const View& out, const View& indices, const P
         T best = -std::numeric_limits<T>::infinity();
         int64_t arg = (h0 < h1 && w0 < w1) ? h0 * W + w0 : -1;
         for (int64_t h = h0; h < h1; h += p.dilation[0])
-          for (int64_t w = w0; w < w1; w += p.dilation[1]) {
-            const T v = xp[h * sh + w * sw];
-            if (v > best || std::isnan(v)) {
-              best = v;
-              arg = h * W + w;
-            }
-          }
+          for (int64_t w = w0; w < w1; w += p.dilation[1]) take_max(xp[h * sh + w * sw], h * W + w, best, arg);
         o[oh * OW + ow] = best;
         idx[oh * OW + ow] = arg;
       }
