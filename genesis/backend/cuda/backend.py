@@ -736,7 +736,7 @@ def _check_like(op, name, v, param):
         raise ValueError(f"{op}: {name} must be contiguous")
 
 
-def _check_buffer(op, name, wanted, buf, why):
+def _check_buffer(op, name, wanted, why, buf):
     if wanted != (buf is not None):
         raise ValueError(f"{op}: {name} {'is required' if wanted else 'must be omitted'} {why}")
 
@@ -753,20 +753,23 @@ def _next_step(op, step):
 
 def _update_(op, param, grad, buffers, scalars):
     """Check the operands, then run kernel `op` over a contiguous parameter
-    (written back when param is strided).  `buffers` are (name, array or None) in
-    kernel order; `scalars(T)` gives the kernel's scalar arguments in dtype T once
-    the checks passed (it may advance the step counter)."""
+    (written back when param is strided).  `buffers` are (name, array or None, rule)
+    in kernel order, rule None or (wanted, why): the buffer must be given exactly when
+    `wanted`.  `scalars(T)` gives the kernel's scalar arguments in dtype T once the
+    checks passed (it may advance the step counter)."""
     work = param if param.flags.c_contiguous else copy(param)
     grad = contiguous(grad)
     _check_param(op, work)
     _check_like(op, "grad", grad, work)
-    for name, buf in buffers:
+    for name, buf, rule in buffers:
+        if rule is not None:
+            _check_buffer(op, name, *rule, buf)
         if buf is not None:
             _check_like(op, name, buf, work)
     args = scalars(work.dtype.type)
     n = work.size
     # a buffer the variant does not use is never touched: pass the parameter instead
-    arrays = [work if buf is None else buf for _, buf in buffers]
+    arrays = [work if buf is None else buf for _, buf, _ in buffers]
     _launch("optim", f"{op}_{_sfx(work.dtype)}", n, (work, grad, *arrays, np.int64(n), *args))
     if work is not param:
         copy_into(param, work)
@@ -785,13 +788,12 @@ def _lerp_weights(T, w):
 def sgd_update_(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay,
                 nesterov, maximize, init_buffer):
     """SGD; with `init_buffer` the momentum buffer (uninitialized) becomes the gradient."""
-    _check_buffer("sgd_update", "momentum_buffer", momentum != 0, momentum_buffer,
-                  "exactly when momentum != 0")
-
     def scalars(T):
         return (T(weight_decay), T(momentum), T(1 - dampening), T(-lr)) + _flags(
             maximize, weight_decay != 0, momentum_buffer is not None, init_buffer, nesterov)
-    _update_("sgd_update", param, grad, [("momentum_buffer", momentum_buffer)], scalars)
+    _update_("sgd_update", param, grad,
+             [("momentum_buffer", momentum_buffer, (momentum != 0, "exactly when momentum != 0"))],
+             scalars)
 
 
 def adam_update_(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2,
@@ -807,24 +809,24 @@ def adam_update_(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, bet
                 T(-(lr / bias_correction1)), T(bias_correction2 ** 0.5), T(eps)) + _flags(
             maximize, weight_decay != 0 and not decoupled_weight_decay, small,
             max_exp_avg_sq is not None)
-    _update_("adam_update", param, grad, [("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq),
-                                          ("max_exp_avg_sq", max_exp_avg_sq)], scalars)
+    _update_("adam_update", param, grad, [("exp_avg", exp_avg, None),
+                                          ("exp_avg_sq", exp_avg_sq, None),
+                                          ("max_exp_avg_sq", max_exp_avg_sq, None)], scalars)
 
 
 def rmsprop_update_(param, grad, square_avg, grad_avg, momentum_buffer, step, lr, alpha, eps,
                     weight_decay, momentum, maximize):
     """RMSprop; centered when grad_avg is given, momentum buffer exactly when momentum > 0."""
-    _check_buffer("rmsprop_update", "momentum_buffer", momentum > 0, momentum_buffer,
-                  "exactly when momentum > 0")
-
     def scalars(T):
         _next_step("rmsprop_update", step)
         w, one_minus_w, small = _lerp_weights(T, 1 - alpha)
         return (T(weight_decay), T(alpha), w, one_minus_w, T(eps), T(momentum), T(-lr)) + \
             _flags(maximize, weight_decay != 0, small, grad_avg is not None,
                    momentum_buffer is not None)
-    _update_("rmsprop_update", param, grad, [("square_avg", square_avg), ("grad_avg", grad_avg),
-                                             ("momentum_buffer", momentum_buffer)], scalars)
+    _update_("rmsprop_update", param, grad, [
+        ("square_avg", square_avg, None), ("grad_avg", grad_avg, None),
+        ("momentum_buffer", momentum_buffer, (momentum > 0, "exactly when momentum > 0"))],
+        scalars)
 
 
 def adagrad_update_(param, grad, state_sum, step, lr, lr_decay, weight_decay, eps, maximize):
@@ -833,7 +835,7 @@ def adagrad_update_(param, grad, state_sum, step, lr, lr_decay, weight_decay, ep
         t = _next_step("adagrad_update", step)
         return (T(weight_decay), T(eps), T(-(lr / (1 + (t - 1) * lr_decay)))) + _flags(
             maximize, weight_decay != 0)
-    _update_("adagrad_update", param, grad, [("state_sum", state_sum)], scalars)
+    _update_("adagrad_update", param, grad, [("state_sum", state_sum, None)], scalars)
 
 
 # ------------------------------------------------------------------ recurrent cells
