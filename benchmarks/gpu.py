@@ -79,9 +79,6 @@ class Framework:
             return self.lib.tensor(a, device="cuda")
         return self.lib.from_numpy(a).cuda()
 
-    def to_device(self, module):
-        return module.to("cuda")
-
 
 def _mlp(nn):
     return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
@@ -125,7 +122,7 @@ def training_case(name, build_model, shape, make_opt, batch):
         x = fw.tensor(rng.random((batch,) + shape, dtype=np.float32))
         target = fw.tensor(np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch)])
         fw.lib.manual_seed(0)
-        model = fw.to_device(build_model(fw.lib.nn))
+        model = build_model(fw.lib.nn).to("cuda")
         opt = make_opt(fw.lib.optim, model.parameters())
         mse = fw.lib.nn.functional.mse_loss
 
