@@ -5,7 +5,7 @@ GPU through CuPy (`pip install "genesis-autograd[cuda]"`) or, with the environme
 variable GENESIS_CUDA_EMULATE=1, the same CUDA kernels emulated on the CPU."""
 from .backend import is_available as _is_available
 
-__all__ = ["is_available", "is_emulated", "device_count"]
+__all__ = ["is_available", "is_emulated", "device_count", "synchronize"]
 
 
 def is_available():
@@ -27,3 +27,12 @@ def device_count():
         return 0
     from .backend.cuda import _device
     return 1 if _device.EMULATED else _device.xp.cuda.runtime.getDeviceCount()
+
+
+def synchronize():
+    """Wait until every kernel launched on device "cuda" has finished (kernels run
+    asynchronously on a GPU; in the emulator each launch has already finished).
+    Raises RuntimeError, saying why, when the device is not available."""
+    from .backend.cuda import _device
+    if not _device.EMULATED:
+        _device.xp.cuda.runtime.deviceSynchronize()

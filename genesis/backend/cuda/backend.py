@@ -979,6 +979,289 @@ def permutation(n, generator):
     return from_numpy(generator.permutation(n).astype(np.int64, copy=False))
 
 
+# ------------------------------------------------------------------ optimizer updates
+# Fused, in place, one kernel per parameter (kernels/optim.cu), with the cpu backend's
+# contract: state buffers are contiguous device arrays of the parameter's shape and
+# dtype, a buffer the variant does not use is None, and `step` is a 0-d float32 array
+# in host memory that the update increments before deriving its scalars from it.
+def _check_param(op, param):
+    if param.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{op}: param has dtype {param.dtype.name}, expected float32 or float64")
+
+
+def _check_like(op, name, v, param):
+    if v.shape != param.shape:
+        raise ValueError(f"{op}: {name} has shape {v.shape} but param has shape {param.shape}")
+    if v.dtype != param.dtype:
+        raise TypeError(f"{op}: {name} has dtype {v.dtype.name} but param has dtype "
+                        f"{param.dtype.name}")
+    if not v.flags.c_contiguous:
+        raise ValueError(f"{op}: {name} must be contiguous")
+
+
+def _check_buffer(op, name, wanted, why, buf):
+    if wanted != (buf is not None):
+        raise ValueError(f"{op}: {name} {'is required' if wanted else 'must be omitted'} {why}")
+
+
+def _next_step(op, step):
+    """Increment the host step counter (in float32, as the cpu kernel) and return it."""
+    if step.dtype != np.float32 or step.size != 1:
+        raise TypeError(f"{op}: step must be a float32 tensor with one element, got "
+                        f"{step.dtype.name} of shape {step.shape}")
+    flat = step.reshape(-1)
+    flat[0] = flat[0] + np.float32(1)
+    return float(flat[0])
+
+
+def _update_(op, param, grad, buffers, scalars):
+    """Check the operands, then run kernel `op` over a contiguous parameter
+    (written back when param is strided).  `buffers` are (name, array or None, rule)
+    in kernel order, rule None or (wanted, why): the buffer must be given exactly when
+    `wanted`.  `scalars(T)` gives the kernel's scalar arguments in dtype T once the
+    checks passed (it may advance the step counter)."""
+    work = param if param.flags.c_contiguous else copy(param)
+    grad = contiguous(grad)
+    _check_param(op, work)
+    _check_like(op, "grad", grad, work)
+    for name, buf, rule in buffers:
+        if rule is not None:
+            _check_buffer(op, name, *rule, buf)
+        if buf is not None:
+            _check_like(op, name, buf, work)
+    args = scalars(work.dtype.type)
+    n = work.size
+    # a buffer the variant does not use is never touched: pass the parameter instead
+    arrays = [work if buf is None else buf for _, buf, _ in buffers]
+    _launch("optim", f"{op}_{_sfx(work.dtype)}", n, (work, grad, *arrays, np.int64(n), *args))
+    if work is not param:
+        copy_into(param, work)
+
+
+def _flags(*flags):
+    return tuple(np.int32(bool(f)) for f in flags)
+
+
+def _lerp_weights(T, w):
+    """(w, 1 - w, |w| < 0.5) in dtype T: torch.lerp's two forms (see optim.cu)."""
+    w = T(w)
+    return w, T(1) - w, abs(w) < T(0.5)
+
+
+def sgd_update_(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay,
+                nesterov, maximize, init_buffer):
+    """SGD; with `init_buffer` the momentum buffer (uninitialized) becomes the gradient."""
+    def scalars(T):
+        return (T(weight_decay), T(momentum), T(1 - dampening), T(-lr)) + _flags(
+            maximize, weight_decay != 0, momentum_buffer is not None, init_buffer, nesterov)
+    _update_("sgd_update", param, grad,
+             [("momentum_buffer", momentum_buffer, (momentum != 0, "exactly when momentum != 0"))],
+             scalars)
+
+
+def adam_update_(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2,
+                 eps, weight_decay, decoupled_weight_decay, maximize):
+    """Adam (AdamW with `decoupled_weight_decay`); AMSGrad when max_exp_avg_sq is given."""
+    def scalars(T):
+        t = _next_step("adam_update", step)
+        w1, one_minus_w1, small = _lerp_weights(T, 1 - beta1)
+        # AdamW shrinks the parameter first; without it the factor is exactly 1
+        shrink = T(1 - lr * weight_decay if decoupled_weight_decay else 1.0)
+        bias_correction1, bias_correction2 = 1 - beta1 ** t, 1 - beta2 ** t
+        return (shrink, T(weight_decay), w1, one_minus_w1, T(beta2), T(1 - beta2),
+                T(-(lr / bias_correction1)), T(bias_correction2 ** 0.5), T(eps)) + _flags(
+            maximize, weight_decay != 0 and not decoupled_weight_decay, small,
+            max_exp_avg_sq is not None)
+    _update_("adam_update", param, grad, [("exp_avg", exp_avg, None),
+                                          ("exp_avg_sq", exp_avg_sq, None),
+                                          ("max_exp_avg_sq", max_exp_avg_sq, None)], scalars)
+
+
+def rmsprop_update_(param, grad, square_avg, grad_avg, momentum_buffer, step, lr, alpha, eps,
+                    weight_decay, momentum, maximize):
+    """RMSprop; centered when grad_avg is given, momentum buffer exactly when momentum > 0."""
+    def scalars(T):
+        _next_step("rmsprop_update", step)
+        w, one_minus_w, small = _lerp_weights(T, 1 - alpha)
+        return (T(weight_decay), T(alpha), w, one_minus_w, T(eps), T(momentum), T(-lr)) + \
+            _flags(maximize, weight_decay != 0, small, grad_avg is not None,
+                   momentum_buffer is not None)
+    _update_("rmsprop_update", param, grad, [
+        ("square_avg", square_avg, None), ("grad_avg", grad_avg, None),
+        ("momentum_buffer", momentum_buffer, (momentum > 0, "exactly when momentum > 0"))],
+        scalars)
+
+
+def adagrad_update_(param, grad, state_sum, step, lr, lr_decay, weight_decay, eps, maximize):
+    """Adagrad."""
+    def scalars(T):
+        t = _next_step("adagrad_update", step)
+        return (T(weight_decay), T(eps), T(-(lr / (1 + (t - 1) * lr_decay)))) + _flags(
+            maximize, weight_decay != 0)
+    _update_("adagrad_update", param, grad, [("state_sum", state_sum, None)], scalars)
+
+
+# ------------------------------------------------------------------ recurrent cells
+# One time step of an LSTM, GRU or Elman RNN from its gate pre-activations, all gates
+# in one kernel (kernels/rnn.cu), with the cpu backend's contract, checks and workspace
+# layouts: 2-D operands need unit stride within rows (others are made so), biases may
+# be None, gate order is PyTorch's.
+class _CellCheck:
+    """The checks of one cell call against its batch size B and hidden size H."""
+
+    def __init__(self, op, hy, dtype):
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"{op}: operands have dtype {np.dtype(dtype).name}, expected "
+                            "float32 or float64")
+        if hy.ndim != 2:
+            raise ValueError(f"{op}: expected 2-D (batch, hidden) states, got shape {hy.shape}")
+        self.op, self.dtype, (self.batch, self.hidden) = op, dtype, hy.shape
+
+    def type(self, what, v):
+        if v.dtype != self.dtype:
+            raise TypeError(f"{self.op}: {what} has dtype {v.dtype.name}, expected "
+                            f"{np.dtype(self.dtype).name}")
+
+    def rows(self, what, v, gates=1):
+        """v is (B, gates * H) with contiguous rows; returns (v, its row stride)."""
+        self.type(what, v)
+        cols = gates * self.hidden
+        if v.shape != (self.batch, cols):
+            raise ValueError(f"{self.op}: {what} has shape {v.shape}, expected "
+                             f"({self.batch}, {cols})")
+        if cols > 1 and self.batch > 0 and v.strides[1] != v.itemsize:
+            raise ValueError(f"{self.op}: the elements of each row of {what} must be contiguous")
+        return v, np.int64(v.strides[0] // v.itemsize if cols else 0)
+
+    def vector(self, what, v, gates):
+        """A checked bias (gates * H,), or zeros for None."""
+        n = gates * self.hidden
+        if v is None:
+            return _zeros(n, self.dtype)
+        self.type(what, v)
+        if v.shape != (n,):
+            raise ValueError(f"{self.op}: {what} has shape {v.shape}, expected ({n},)")
+        if n > 1 and v.strides[0] != v.itemsize:
+            raise ValueError(f"{self.op}: {what} must be contiguous")
+        return v
+
+    def zero_rows(self):
+        """An absent (B, H) gradient: a zero row read B times."""
+        return _zeros(self.hidden, self.dtype), np.int64(0)
+
+    def launch(self, kernel, *args):
+        B, H = self.batch, self.hidden
+        _launch("rnn", f"{kernel}_{_sfx(self.dtype)}", B * H, (*args, np.int64(B), np.int64(H)))
+
+
+@functools.lru_cache(maxsize=64)
+def _zeros(n, dtype):
+    """A zero vector that kernels only read, shared by every call of its size."""
+    return full((max(n, 1),), 0, dtype)
+
+
+def _unit_rows(x):
+    return x if x.ndim != 2 or x.strides[1] == x.itemsize or x.shape[1] <= 1 else copy(x)
+
+
+def _cell_bias(b):
+    return None if b is None else contiguous(b)
+
+
+def _flat(pairs):
+    return tuple(a for pair in pairs for a in pair)
+
+
+def lstm_cell(input_gates, hidden_gates, cx, input_bias, hidden_bias):
+    """-> (hy, cy, workspace): the new hidden and cell states (B, H) and the activated
+    gates (B, 4H) that lstm_cell_backward needs."""
+    cx = _unit_rows(cx)
+    hy, cy = _empty(cx.shape, cx.dtype), _empty(cx.shape, cx.dtype)
+    workspace = _empty((cx.shape[0], 4 * cx.shape[1]), cx.dtype)
+    c = _CellCheck("lstm_cell", hy, input_gates.dtype)
+    ig = c.rows("input_gates", _unit_rows(input_gates), 4)
+    hg = c.rows("hidden_gates", _unit_rows(hidden_gates), 4)
+    c0 = c.rows("cx", cx)
+    bi = c.vector("input_bias", _cell_bias(input_bias), 4)
+    bh = c.vector("hidden_bias", _cell_bias(hidden_bias), 4)
+    c.launch("lstm_cell", *_flat((ig, hg, c0)), bi, bh,
+             *_flat((c.rows("hy", hy), c.rows("cy", cy), c.rows("workspace", workspace, 4))))
+    return hy, cy, workspace
+
+
+def lstm_cell_backward(grad_hy, grad_cy, cx, cy, workspace):
+    """-> (grad_gates (B, 4H) of the pre-activations, grad_cx (B, H)); grad_hy or grad_cy
+    may be None (zero)."""
+    grad_gates = _empty(workspace.shape, workspace.dtype)
+    grad_cx = _empty(cy.shape, cy.dtype)
+    c = _CellCheck("lstm_cell_backward", cy, cy.dtype)
+    dh = c.zero_rows() if grad_hy is None else c.rows("grad_hy", _unit_rows(grad_hy))
+    dc = c.zero_rows() if grad_cy is None else c.rows("grad_cy", _unit_rows(grad_cy))
+    c.launch("lstm_cell_backward", *_flat((
+        dh, dc, c.rows("cx", _unit_rows(cx)), c.rows("cy", _unit_rows(cy)),
+        c.rows("workspace", workspace, 4), c.rows("grad_gates", grad_gates, 4),
+        c.rows("grad_cx", grad_cx))))
+    return grad_gates, grad_cx
+
+
+def gru_cell(input_gates, hidden_gates, hx, input_bias, hidden_bias):
+    """-> (hy (B, H), workspace (B, 4H): r, z, n and the hidden n pre-activation)."""
+    hx = _unit_rows(hx)
+    hy = _empty(hx.shape, hx.dtype)
+    workspace = _empty((hx.shape[0], 4 * hx.shape[1]), hx.dtype)
+    c = _CellCheck("gru_cell", hy, input_gates.dtype)
+    ig = c.rows("input_gates", _unit_rows(input_gates), 3)
+    hg = c.rows("hidden_gates", _unit_rows(hidden_gates), 3)
+    h0 = c.rows("hx", hx)
+    bi = c.vector("input_bias", _cell_bias(input_bias), 3)
+    bh = c.vector("hidden_bias", _cell_bias(hidden_bias), 3)
+    c.launch("gru_cell", *_flat((ig, hg, h0)), bi, bh,
+             *_flat((c.rows("hy", hy), c.rows("workspace", workspace, 4))))
+    return hy, workspace
+
+
+def gru_cell_backward(grad_hy, hx, workspace):
+    """-> (grad_input_gates, grad_hidden_gates (B, 3H), grad_hx (B, H)); grad_hx is only
+    the direct part grad_hy * z (add grad_hidden_gates @ W_hh)."""
+    b, h = hx.shape
+    grad_input_gates = _empty((b, 3 * h), hx.dtype)
+    grad_hidden_gates = _empty((b, 3 * h), hx.dtype)
+    grad_hx = _empty((b, h), hx.dtype)
+    grad_hy = _unit_rows(grad_hy)
+    c = _CellCheck("gru_cell_backward", grad_hy, grad_hy.dtype)
+    c.launch("gru_cell_backward", *_flat((
+        c.rows("grad_hy", grad_hy), c.rows("hx", _unit_rows(hx)),
+        c.rows("workspace", workspace, 4), c.rows("grad_input_gates", grad_input_gates, 3),
+        c.rows("grad_hidden_gates", grad_hidden_gates, 3), c.rows("grad_hx", grad_hx))))
+    return grad_input_gates, grad_hidden_gates, grad_hx
+
+
+def rnn_cell(input_gates, hidden_gates, input_bias, hidden_bias, nonlinearity):
+    """hy = tanh or relu (`nonlinearity`) of the summed pre-activations."""
+    relu = nonlinearity == "relu"
+    input_gates = _unit_rows(input_gates)
+    hy = _empty(input_gates.shape, input_gates.dtype)
+    c = _CellCheck("rnn_relu_cell" if relu else "rnn_tanh_cell", hy, input_gates.dtype)
+    ig = c.rows("input_gates", input_gates)
+    hg = c.rows("hidden_gates", _unit_rows(hidden_gates))
+    bi = c.vector("input_bias", _cell_bias(input_bias), 1)
+    bh = c.vector("hidden_bias", _cell_bias(hidden_bias), 1)
+    c.launch("rnn_cell", *_flat((ig, hg)), bi, bh, *c.rows("hy", hy), np.int32(relu))
+    return hy
+
+
+def rnn_cell_backward(grad_hy, hy, nonlinearity):
+    """Gradient of rnn_cell's pre-activations, from its output hy."""
+    relu = nonlinearity == "relu"
+    grad_gates = _empty(hy.shape, hy.dtype)
+    c = _CellCheck("rnn_relu_cell_backward" if relu else "rnn_tanh_cell_backward", hy, hy.dtype)
+    c.launch("rnn_cell_backward", *_flat((c.rows("grad_hy", _unit_rows(grad_hy)),
+                                          c.rows("hy", _unit_rows(hy)),
+                                          c.rows("grad_gates", grad_gates))),
+             np.int32(relu))
+    return grad_gates
+
+
 # ------------------------------------------------------------------ families not yet ported
 # The cpu backend's functions that have no CUDA kernel yet (tests/test_cuda_ops.py holds
 # this list to the difference between the two backends).
@@ -986,9 +1269,6 @@ NOT_YET_ON_CUDA = frozenset((
     "batch_norm", "batch_norm_backward", "layer_norm", "layer_norm_backward",
     "group_norm", "group_norm_backward", "dropout",
     "check_labels", "cross_entropy", "cross_entropy_backward",
-    "sgd_update_", "adam_update_", "rmsprop_update_", "adagrad_update_",
-    "rnn_cell", "rnn_cell_backward", "lstm_cell", "lstm_cell_backward",
-    "gru_cell", "gru_cell_backward",
 ))
 
 

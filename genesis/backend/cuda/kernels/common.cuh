@@ -113,6 +113,13 @@ GENESIS_MATH2(m_atan2, atan2f, atan2)
 GENESIS_MATH2(m_copysign, copysignf, copysign)
 #undef GENESIS_MATH2
 
+// 1 / (1 + e^-x) without overflow: e^-|x| <= 1 always.
+template <class T> __device__ __forceinline__ T sigmoid(T x) {
+  const T e = m_exp(-m_fabs(x));
+  const T r = T(1) / (T(1) + e);
+  return x >= T(0) ? r : e * r;
+}
+
 // ------------------------------------------------------------------ block reductions
 // Sum of v over the block (every thread gets it); `scratch` holds 32 values.
 // Warp shuffles reduce each warp, then warp 0 reduces the warp totals.

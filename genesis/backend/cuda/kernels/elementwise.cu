@@ -22,13 +22,6 @@ enum BinaryOp {
 enum { E_ZERO_DIV = 1, E_NEG_POW = 2 };
 
 // ------------------------------------------------------------------ unary
-// 1 / (1 + e^-x) without overflow: e^-|x| <= 1 always.
-template <class T> __device__ __forceinline__ T sigmoid(T x) {
-  const T e = m_exp(-m_fabs(x));
-  const T r = T(1) / (T(1) + e);
-  return x >= T(0) ? r : e * r;
-}
-
 template <class T>
 __device__ __forceinline__ T unary_float(int op, T x, double p0, double p1) {
   switch (op) {
