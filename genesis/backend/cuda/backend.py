@@ -766,8 +766,9 @@ def _check_norm(op, x, vectors, n, spatial=True):
             raise TypeError(f"{op}: {what} has dtype {v.dtype}, expected the input's dtype "
                             f"{x.dtype}")
         if _numel(v.shape) != n or (spatial and v.ndim != 1):
+            got = _shape_str(v.shape) + ("" if spatial else f" ({_numel(v.shape)} elements)")
             expected = f"({n},)" if spatial else f"{n} elements"
-            raise ValueError(f"{op}: {what} has shape {_shape_str(v.shape)}, expected {expected}")
+            raise ValueError(f"{op}: {what} has shape {got}, expected {expected}")
 
 
 def _check_grad(op, grad, x):
