@@ -787,8 +787,9 @@ def _grads_for(output_mask, x, param_shape):
 
 
 def _out(a, x):
-    """An output the kernel may not write: a stand-in array when absent."""
-    return _constant(0.0, x.dtype) if a is None else a
+    """An optional output for a kernel that is told (by a flag) whether to write it:
+    a one-element scratch array stands in when it is absent."""
+    return _empty((1,), x.dtype) if a is None else a
 
 
 def batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps):
