@@ -65,9 +65,8 @@ def _data(shape, seed, shift=0.0):
 
 
 # ------------------------------------------------------------------ batch norm
-# (N, C, *): primes, a single spatial element, channels of more than 256 values (several
-# elements per thread) and many channels (several channels per thread block is not needed:
-# one block per channel, so C > 1 means several blocks).
+# (N, C, *): primes, no spatial dims, and a channel of more than 256 values (several per
+# thread); one block per channel, so every C > 1 means several blocks.
 BN_SHAPES = [(3, 5), (2, 3, 7), (4, 2, 3, 5), (1, 3, 17, 19), (7, 13)]
 
 
@@ -158,10 +157,12 @@ def test_layer_norm_matches_cpu(shape, normalized, dtype, affine):
     _check_both(lambda x, *wb: F.layer_norm(x, normalized, *wb, eps=1e-4), [x] + params, dtype)
 
 
-def test_layer_norm_many_rows_and_module():
-    """More rows than the grid's blocks (4096): blocks loop over rows."""
+def test_more_statistics_than_blocks_and_layer_norm_module():
+    """More rows (channels) than the grid's 4096 blocks: blocks loop over them."""
     x = _pair(_data((4099, 3), 23), "float64")
     _check_both(lambda x: F.layer_norm(x, (3,)), [x], "float64")
+    x = _pair(_data((2, 4099), 25), "float64")
+    _check_both(lambda x: F.batch_norm(x, None, None, training=True), [x], "float64")
     cpu_m, cuda_m = G.nn.LayerNorm(6).double(), G.nn.LayerNorm(6).double().to("cuda")
     a = _data((2, 3, 6), 24)
     _close(cuda_m(G.tensor(a, device="cuda")), cpu_m(G.tensor(a)), "float64")
@@ -170,7 +171,7 @@ def test_layer_norm_many_rows_and_module():
 # ------------------------------------------------------------------ group norm
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,groups", [
-    ((2, 6), 3), ((3, 4, 5), 2), ((2, 6, 3, 3), 6), ((1, 3, 7, 11), 1), ((5, 9, 2), 3),
+    ((2, 6), 3), ((3, 4, 5), 2), ((2, 6, 3, 3), 6), ((1, 3, 10, 11), 1), ((5, 9, 2), 3),
 ], ids=str)
 @pytest.mark.parametrize("affine", [True, False])
 def test_group_norm_matches_cpu(shape, groups, dtype, affine):
@@ -299,8 +300,13 @@ def _fill(dtype, n, key, normal=False):
 
 
 def test_philox_matches_reference():
-    # the known-answer vector of Random123 for counter 0 and key 0
+    # Random123's known-answer vectors (key words (k0, k1) as k1 << 32 | k0)
     assert _philox_reference([0, 0, 0, 0], 0) == [0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8]
+    assert _philox_reference([_MASK] * 4, 2 ** 64 - 1) == [0x408F276D, 0x41C83B0E, 0xA20BC7C6,
+                                                          0x6D5451FD]
+    assert _philox_reference([0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344],
+                             0x299F31D0 << 32 | 0xA4093822) == [0xD16CFE09, 0x94FDCCEB,
+                                                                0x5001E420, 0x24126EA1]
     key = 0x0123456789ABCDEF
     f32, f64 = _fill(np.float32, 4 * 70 + 3, key), _fill(np.float64, 2 * 70 + 1, key)
     for i in range(70):  # more blocks than the grid's threads: a grid-stride loop
@@ -385,7 +391,8 @@ def test_dropout_on_device(dtype):
     tol = TOL["float32" if dtype == G.float32 else "float64"]
     np.testing.assert_allclose(out, a.T * grad, rtol=tol)
     G.manual_seed(3)
-    again = F.dropout(G.tensor(a, dtype=dtype, device="cuda").transpose(0, 1), 0.3)
+    again = G.tensor(a, dtype=dtype, device="cuda").transpose(0, 1)
+    assert F.dropout(again, 0.3, inplace=True) is again
     np.testing.assert_array_equal(again.cpu().numpy(), out)
 
 

@@ -57,7 +57,11 @@ __device__ __forceinline__ void ce_kernel(const T* __restrict__ x, i64 sx0, i64 
     const i64 n = r / S, s = r % S;
     const i64 label = y[n * sy0 + s * sy1];
     if (label == ignore) {
-      if (threadIdx.x == 0) lse[r] = T(0), row_loss[r] = T(0), row_weight[r] = 0.0;
+      if (threadIdx.x == 0) {
+        lse[r] = T(0);
+        row_loss[r] = T(0);
+        row_weight[r] = 0.0;
+      }
       continue;
     }
     const T* row = x + n * sx0 + s * sx2;
