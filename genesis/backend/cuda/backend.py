@@ -15,7 +15,7 @@ from ._device import array_type, empty as _empty, launch as _launch
 from ._device import launch_grid as _launch_grid, to_device as _to_device, to_host as _to_host
 from ._device import xp as _xp
 from ... import _C
-from ..cpu import _BOOL_RESULT, _UPSAMPLE_MODES
+from ..cpu import _BOOL_RESULT, _REDUCTIONS, _UPSAMPLE_MODES, _positions
 
 name = "cuda"
 
@@ -962,13 +962,26 @@ def one_hot(index, num_classes, dtype):
 
 
 # ------------------------------------------------------------------ random numbers
-# The random bits come from numpy on the host (as on the CPU device) and are copied over.
+# rand and randn fill on the device with Philox4x32-10 (kernels/random.cu), keyed by
+# one 64-bit draw from the host generator, so genesis.manual_seed makes them
+# repeatable; randint and permutation draw on the host and are copied over.
+def _fill_random(op, shape, dtype, generator, normal):
+    _check_float(op, dtype)
+    out = _empty(tuple(shape), dtype)
+    key = np.uint64(generator.integers(0, 2 ** 64, dtype=np.uint64))
+    n = _numel(out.shape)
+    _launch("random", f"fill_random_{_sfx(dtype)}", n, (out, np.int64(n), key, np.int32(normal)))
+    return out
+
+
 def rand(shape, dtype, generator):
-    return from_numpy(generator.random(shape, dtype=dtype))
+    """Uniform numbers in [0, 1)."""
+    return _fill_random("rand", shape, dtype, generator, False)
 
 
 def randn(shape, dtype, generator):
-    return from_numpy(generator.standard_normal(shape, dtype=dtype))
+    """Standard normal numbers."""
+    return _fill_random("randn", shape, dtype, generator, True)
 
 
 def randint(low, high, shape, dtype, generator):
@@ -1262,18 +1275,369 @@ def rnn_cell_backward(grad_hy, hy, nonlinearity):
     return grad_gates
 
 
-# ------------------------------------------------------------------ families not yet ported
-# The cpu backend's functions that have no CUDA kernel yet (tests/test_cuda_ops.py holds
-# this list to the difference between the two backends).
-NOT_YET_ON_CUDA = frozenset((
-    "batch_norm", "batch_norm_backward", "layer_norm", "layer_norm_backward",
-    "group_norm", "group_norm_backward", "dropout",
-    "check_labels", "cross_entropy", "cross_entropy_backward",
-))
+# ------------------------------------------------------------------ normalization and dropout
+# The counterparts of the cpu backend's functions (kernels/norm.cu, kernels/random.cu):
+# inputs are made contiguous, per-channel vectors may be strided, statistics are
+# accumulated in double.  `output_mask` says which of (grad_input, grad_weight,
+# grad_bias) to compute; the others come back as None.
+@functools.lru_cache(maxsize=None)
+def _constant(value, dtype):
+    """A shared one-element device array: read with stride 0, it stands for an absent
+    weight (ones) or bias (zeros), so kernels need no flag for them."""
+    return full((1,), value, dtype)
 
 
-def __getattr__(name):
-    if name in NOT_YET_ON_CUDA:
-        raise RuntimeError(f"{name}: this op has no CUDA kernel yet in this version of genesis; "
-                           "run it on the CPU (move the tensors with .cpu())")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def _vector(v, absent, dtype):
+    """(array, element stride) of an optional 1-D operand; None reads as `absent`."""
+    if v is None:
+        return _constant(absent, np.dtype(dtype)), np.int64(0)
+    return v, _estride(v, 0)
+
+
+# The norm and loss kernels of csrc/ print shapes as Python tuples.
+def _tuple_str(shape):
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _check_norm(op, x, vectors, n, spatial=True):
+    """The cpu kernels' checks: a float input ((N, C, *) when `spatial`) and 1-D
+    vectors (name -> array or None) of n elements in its dtype."""
+    if spatial and x.ndim < 2:
+        raise ValueError(f"{op}: expected input of shape (N, C, *), got {_tuple_str(x.shape)}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{op}: input has dtype {x.dtype}, expected float32 or float64")
+    for what, v in vectors.items():
+        if v is None:
+            continue
+        if v.dtype != x.dtype:
+            raise TypeError(f"{op}: {what} has dtype {v.dtype}, expected the input's dtype "
+                            f"{x.dtype}")
+        if _numel(v.shape) != n or (spatial and v.ndim != 1):
+            got = _tuple_str(v.shape) + ("" if spatial else f" ({_numel(v.shape)} elements)")
+            expected = f"({n},)" if spatial else f"{n} elements"
+            raise ValueError(f"{op}: {what} has shape {got}, expected {expected}")
+
+
+def _check_grad(op, grad, x):
+    if grad.dtype != x.dtype or grad.shape != x.shape:
+        raise ValueError(f"{op}: grad has shape {_tuple_str(grad.shape)} and dtype "
+                         f"{grad.dtype}, expected the input's {_tuple_str(x.shape)} {x.dtype}")
+
+
+def _grads_for(output_mask, x, param_shape):
+    """Outputs of a norm backward and the kernels' bit mask of the wanted ones."""
+    gi = _empty(x.shape, x.dtype) if output_mask[0] else None
+    gw = _empty(tuple(param_shape), x.dtype) if output_mask[1] else None
+    gb = _empty(tuple(param_shape), x.dtype) if output_mask[2] else None
+    bits = sum(1 << k for k, want in enumerate(output_mask[:3]) if want)
+    return (gi, gw, gb), np.int32(bits)
+
+
+def _out(a, x):
+    """An optional output for a kernel that is told (by a flag) whether to write it:
+    a one-element scratch array stands in when it is absent."""
+    return _empty((1,), x.dtype) if a is None else a
+
+
+def batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps):
+    """Batch norm of x (N, C, *) -> (out, save_mean, save_invstd), each statistic (C,).
+    In training, given running statistics are updated in place."""
+    op = "batch_norm"
+    x = contiguous(x)
+    _check_norm(op, x, {"weight": weight, "bias": bias, "running_mean": running_mean,
+                        "running_var": running_var}, x.shape[1] if x.ndim > 1 else 0)
+    N, C = x.shape[:2]
+    S = _numel(x.shape[2:])
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("batch_norm: running_mean and running_var are required in "
+                         "evaluation mode")
+    if training and running_var is not None and N * S == 1:
+        raise ValueError("batch_norm: expected more than 1 value per channel when training, "
+                         f"got input of shape {_tuple_str(x.shape)}")
+    out = _empty(x.shape, x.dtype)
+    mean, invstd = _empty((C,), x.dtype), _empty((C,), x.dtype)
+    if C:
+        w, sw = _vector(weight, 1.0, x.dtype)
+        b, sb = _vector(bias, 0.0, x.dtype)
+        rm, srm = _vector(running_mean, 0.0, x.dtype)
+        rv, srv = _vector(running_var, 1.0, x.dtype)
+        _launch_grid("norm", f"batch_norm_{_sfx(x.dtype)}", (min(C, _MAX_LINES),),
+                     (_line_block(N * S),),
+                     (x, w, sw, b, sb, rm, srm, np.int32(running_mean is not None), rv, srv,
+                      np.int32(running_var is not None), np.int32(bool(training)),
+                      np.float64(momentum), np.float64(eps), out, mean, invstd, np.int64(N),
+                      np.int64(C), np.int64(S)))
+    return out, mean, invstd
+
+
+def batch_norm_backward(grad, x, weight, save_mean, save_invstd, training, output_mask):
+    """(grad_input, grad_weight, grad_bias) of batch_norm."""
+    op = "batch_norm_backward"
+    grad, x = contiguous(grad), contiguous(x)
+    C = x.shape[1] if x.ndim > 1 else 0
+    _check_norm(op, x, {"weight": weight, "save_mean": save_mean,
+                        "save_invstd": save_invstd}, C)
+    _check_grad(op, grad, x)
+    (gi, gw, gb), bits = _grads_for(output_mask, x, (C,))
+    N, S = x.shape[0], _numel(x.shape[2:])
+    if C:
+        w, sw = _vector(weight, 1.0, x.dtype)
+        _launch_grid("norm", f"batch_norm_backward_{_sfx(x.dtype)}", (min(C, _MAX_LINES),),
+                     (_line_block(N * S),),
+                     (grad, x, w, sw, contiguous(save_mean), contiguous(save_invstd),
+                      np.int32(bool(training)), _out(gi, x), _out(gw, x), _out(gb, x), bits,
+                      np.int64(N), np.int64(C), np.int64(S)))
+    return gi, gw, gb
+
+
+def _layer_rows(op, x, normalized_shape):
+    k = len(normalized_shape)
+    if k < 1 or k > x.ndim:
+        raise ValueError(f"{op}: cannot normalize the last {k} dims of an input of shape "
+                         f"{_tuple_str(x.shape)}")
+    K = _numel(x.shape[x.ndim - k:])
+    return _numel(x.shape[:x.ndim - k]), K
+
+
+def layer_norm(x, normalized_shape, weight, bias, eps):
+    """Layer norm over the trailing `normalized_shape` dims -> (out, mean, rstd), the
+    statistics shaped x.shape[:-k] + (1,) * k."""
+    op = "layer_norm"
+    x = contiguous(x)
+    M, K = _layer_rows(op, x, normalized_shape)
+    _check_norm(op, x, {"weight": weight, "bias": bias}, K, spatial=False)
+    k = len(normalized_shape)
+    stat_shape = x.shape[:x.ndim - k] + (1,) * k
+    out = _empty(x.shape, x.dtype)
+    mean, rstd = _empty(stat_shape, x.dtype), _empty(stat_shape, x.dtype)
+    if M:
+        w, sw = _vector(None if weight is None else contiguous(weight).reshape(-1), 1.0, x.dtype)
+        b, sb = _vector(None if bias is None else contiguous(bias).reshape(-1), 0.0, x.dtype)
+        _launch_grid("norm", f"layer_norm_{_sfx(x.dtype)}", (min(M, _MAX_LINES),),
+                     (_line_block(K),), (x, w, sw, b, sb, np.float64(eps), out, mean, rstd,
+                                         np.int64(M), np.int64(K)))
+    return out, mean, rstd
+
+
+def layer_norm_backward(grad, x, normalized_shape, mean, rstd, weight, output_mask):
+    """(grad_input, grad_weight, grad_bias) of layer_norm."""
+    op = "layer_norm_backward"
+    grad, x = contiguous(grad), contiguous(x)
+    M, K = _layer_rows(op, x, normalized_shape)
+    _check_norm(op, x, {"weight": weight}, K, spatial=False)
+    _check_norm(op, x, {"mean": mean, "rstd": rstd}, M, spatial=False)
+    _check_grad(op, grad, x)
+    (gi, gw, gb), bits = _grads_for(output_mask, x, tuple(normalized_shape))
+    mean, rstd = contiguous(mean), contiguous(rstd)
+    s = _sfx(x.dtype)
+    if gi is not None and M:
+        w, sw = _vector(None if weight is None else contiguous(weight).reshape(-1), 1.0, x.dtype)
+        _launch_grid("norm", f"layer_norm_backward_{s}", (min(M, _MAX_LINES),),
+                     (_line_block(K),), (grad, x, mean, rstd, w, sw, gi, np.int64(M),
+                                         np.int64(K)))
+    if bits & 6:
+        _launch("norm", f"layer_norm_params_{s}", K,
+                (grad, x, mean, rstd, _out(gw, x), _out(gb, x), bits, np.int64(M), np.int64(K)))
+    return gi, gw, gb
+
+
+def _groups(op, x, num_groups):
+    if x.ndim < 2:
+        raise ValueError(f"{op}: expected input of shape (N, C, *), got {_tuple_str(x.shape)}")
+    C = x.shape[1]
+    if num_groups < 1 or C % num_groups:
+        raise ValueError(f"{op}: num_groups {num_groups} does not divide the {C} channels of "
+                         f"an input of shape {_tuple_str(x.shape)}")
+    return x.shape[0], C, int(num_groups), C // num_groups, _numel(x.shape[2:])
+
+
+def group_norm(x, num_groups, weight, bias, eps):
+    """Group norm of x (N, C, *) -> (out, mean, rstd), the statistics (N, num_groups)."""
+    op = "group_norm"
+    x = contiguous(x)
+    N, C, G, D, S = _groups(op, x, num_groups)
+    _check_norm(op, x, {"weight": weight, "bias": bias}, C)
+    out = _empty(x.shape, x.dtype)
+    mean, rstd = _empty((N, G), x.dtype), _empty((N, G), x.dtype)
+    if N:
+        w, sw = _vector(weight, 1.0, x.dtype)
+        b, sb = _vector(bias, 0.0, x.dtype)
+        _launch_grid("norm", f"group_norm_{_sfx(x.dtype)}", (min(N * G, _MAX_LINES),),
+                     (_line_block(D * S),), (x, w, sw, b, sb, np.float64(eps), out, mean, rstd,
+                                             np.int64(N), np.int64(G), np.int64(D),
+                                             np.int64(S)))
+    return out, mean, rstd
+
+
+def group_norm_backward(grad, x, num_groups, mean, rstd, weight, output_mask):
+    """(grad_input, grad_weight, grad_bias) of group_norm."""
+    op = "group_norm_backward"
+    grad, x = contiguous(grad), contiguous(x)
+    N, C, G, D, S = _groups(op, x, num_groups)
+    _check_norm(op, x, {"weight": weight}, C)
+    _check_norm(op, x, {"mean": mean, "rstd": rstd}, N * G, spatial=False)
+    _check_grad(op, grad, x)
+    (gi, gw, gb), bits = _grads_for(output_mask, x, (C,))
+    mean, rstd = contiguous(mean), contiguous(rstd)
+    # per (sample, channel) sums of g * (x - mean) and of g
+    ds, db = _empty((N, C), np.float64), _empty((N, C), np.float64)
+    s = _sfx(x.dtype)
+    if N:
+        w, sw = _vector(weight, 1.0, x.dtype)
+        _launch_grid("norm", f"group_norm_backward_{s}", (min(N * G, _MAX_LINES),),
+                     (_line_block(D * S),),
+                     (grad, x, mean, rstd, w, sw, _out(gi, x), np.int32(gi is not None), ds, db,
+                      np.int64(N), np.int64(G), np.int64(D), np.int64(S)))
+    if bits & 6:
+        _launch("norm", f"group_norm_params_{s}", C,
+                (ds, db, rstd, _out(gw, x), _out(gb, x), bits, np.int64(N), np.int64(G),
+                 np.int64(D)))
+    return gi, gw, gb
+
+
+def dropout(x, u, p):
+    """Dropout with uniform random numbers u -> (out, mask).  u's shape is x's leading
+    dims followed by 1s (x's shape for dropout, (N, C, 1, ...) for dropout2d);
+    mask = (u >= p) / (1 - p) has u's shape and out = x * mask."""
+    x = contiguous(x)
+    if x.dtype.kind != "f":
+        raise TypeError(f"dropout: input has dtype {x.dtype}, expected float32 or float64")
+    if u.dtype != x.dtype:
+        raise TypeError("dropout: random numbers, output and mask must have the input's dtype "
+                        f"{x.dtype}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: probability has to be between 0 and 1, but got {p:f}")
+    out, mask = _empty(x.shape, x.dtype), _empty(u.shape, x.dtype)
+    n, rows = _numel(x.shape), _numel(u.shape)
+    if n == 0:
+        return out, mask
+    if rows == 0 or n % rows:
+        raise ValueError(f"dropout: random numbers ({rows} elements) do not divide the input "
+                         f"({n} elements) into rows")
+    _launch("random", f"dropout_{_sfx(x.dtype)}", n,
+            (x, contiguous(u), np.float64(p), out, mask, np.int64(n), np.int64(n // rows)))
+    return out, mask
+
+
+# ------------------------------------------------------------------ losses
+# The counterparts of the cpu backend's fused cross-entropy (kernels/loss.cu):
+# x is seen as (N, C, S), one row per (n, s); see genesis.backend.cpu for the contract.
+def check_labels(labels, n, ignore_index, what, bound):
+    """Raise IndexError for the first label outside [0, n) that is not ignore_index
+    (None: no label is exempt); the message is "<what> <label> is out of bounds <bound>"."""
+    if labels.dtype not in (np.int64, np.int32):
+        raise TypeError(f"{what}: labels must be int64 or int32, got {labels.dtype}")
+    count = _numel(labels.shape)
+    if count == 0:
+        return
+    err = _error_word()
+    ndim, meta = _meta(labels.shape, (labels,))
+    _launch("loss", f"check_labels_{_sfx(labels.dtype)}", count,
+            (labels, np.int64(count), ndim, meta, np.int64(n), np.int32(ignore_index is not None),
+             np.int64(0 if ignore_index is None else ignore_index), err))
+    pos = _flagged(err)
+    if pos is not None:
+        value = int(_to_host(labels).reshape(-1)[pos])
+        raise IndexError(f"{what} {value} is out of bounds {bound}")
+
+
+def _ce_setup(x, target, weight, ignore_index, label_smoothing):
+    """Checks of the cpu kernels, then x (N, C, S), target as (N, S) labels or
+    (N, C, S) probabilities, and (weights, stride) for the kernels."""
+    if x.dtype.kind != "f":
+        raise TypeError(f"cross_entropy: input must be float32 or float64, got {x.dtype}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got "
+                         f"{label_smoothing:f}")
+    N, C, S = x.shape[0], x.shape[1], _positions(x.shape)
+    x3 = reshape(x, (N, C, S))
+    if target.dtype.kind == "f":
+        if target.dtype != x.dtype:
+            raise TypeError(f"cross_entropy: target must be {x.dtype}, got {target.dtype}")
+        t = reshape(target, (N, C, S))
+    else:
+        if target.dtype != np.int64:
+            raise TypeError(f"cross_entropy: target must be int64, got {target.dtype}")
+        t = reshape(target, (N, S))
+        check_labels(t, C, int(ignore_index), "cross_entropy: target",
+                     f"for {C} classes (expected a class index in [0, {C}) or ignore_index "
+                     f"{ignore_index})")
+    if weight is not None:
+        if weight.dtype != x.dtype:
+            raise TypeError(f"cross_entropy: weight must be {x.dtype}, got {weight.dtype}")
+        if weight.shape != (C,):
+            raise ValueError(f"cross_entropy: weight has shape {_tuple_str(weight.shape)}, "
+                             f"expected ({C},)")
+    w, sw = _vector(weight, 1.0, x.dtype)
+    i64 = np.int64
+    return x3, t, (w, sw, i64(N), i64(C), i64(S)), N * S
+
+
+def _strides(a):
+    return tuple(np.int64(s) for s in _estrides(a))
+
+
+def cross_entropy(x, target, weight, ignore_index, label_smoothing, reduction):
+    """Fused log-softmax + negative log-likelihood over dim 1 of x (N, C, *d).
+
+    target is int64 class indices (N, *d) or probabilities shaped like x;
+    weight (C,) or None.  Returns (loss, lse, total_weight): loss is (N, *d) for
+    reduction 'none', else 0-d; lse (N, *d) is each row's log-sum-exp and
+    total_weight (0-d float64) the divisor of the mean.  Labels are bounds-checked.
+    """
+    red = _REDUCTIONS[reduction]
+    x3, t, wargs, rows = _ce_setup(x, target, weight, ignore_index, label_smoothing)
+    n, d = x.shape[0], x.shape[2:]
+    out = _empty((n,) + d if red == 0 else (), x.dtype)
+    lse = _empty((n,) + d, x.dtype)
+    total = _empty((), np.float64)
+    row_loss = out if red == 0 else _empty((rows,), x.dtype)
+    row_weight = _empty((rows,), np.float64)
+    s, eps = _sfx(x.dtype), np.float64(label_smoothing)
+    if rows:
+        grid, block = (min(rows, _MAX_LINES),), (_line_block(x3.shape[1]),)
+        if t.dtype.kind == "f":
+            _launch_grid("loss", f"cross_entropy_prob_{s}", grid, block,
+                         (x3, *_strides(x3), t, *_strides(t), *wargs, eps, row_loss, row_weight,
+                          lse))
+        else:
+            _launch_grid("loss", f"cross_entropy_{s}", grid, block,
+                         (x3, *_strides(x3), t, *_strides(t), *wargs, np.int64(ignore_index), eps,
+                          row_loss, row_weight, lse))
+    _launch_grid("loss", f"cross_entropy_finish_{s}", (1,), (_line_block(rows),),
+                 (row_loss, row_weight, np.int64(rows), np.int32(red), out, total))
+    return out, lse, total
+
+
+def cross_entropy_backward(grad, x, target, weight, lse, total_weight, ignore_index,
+                           label_smoothing, reduction, target_grad=False):
+    """Gradients of cross_entropy: (grad_input, grad_target or None).
+
+    grad is the loss's gradient ((N, *d) or 0-d); grad_target is computed only for
+    probability targets with target_grad=True.
+    """
+    red = _REDUCTIONS[reduction]
+    x3, t, wargs, rows = _ce_setup(x, target, weight, ignore_index, label_smoothing)
+    N, S = x3.shape[0], x3.shape[2]
+    if grad.dtype != x.dtype:
+        raise TypeError(f"cross_entropy: grad must be {x.dtype}, got {grad.dtype}")
+    g2 = reshape(grad, (N, S)) if red == 0 else _xp.broadcast_to(grad, (N, S))
+    lse2 = reshape(lse, (N, S))
+    grad_input = _empty(x.shape, x.dtype)
+    prob = t.dtype.kind == "f"
+    grad_target = _empty(x.shape, x.dtype) if prob and target_grad else None
+    s, eps = _sfx(x.dtype), np.float64(label_smoothing)
+    if rows and x3.shape[1]:
+        grid, block = (min(rows, _MAX_LINES),), (_line_block(x3.shape[1]),)
+        tail = (np.int32(red), lse2, *_strides(lse2), total_weight, g2, *_strides(g2),
+                grad_input)
+        if prob:
+            _launch_grid("loss", f"cross_entropy_prob_backward_{s}", grid, block,
+                         (x3, *_strides(x3), t, *_strides(t), *wargs, eps, *tail,
+                          _out(grad_target, x), np.int32(grad_target is not None)))
+        else:
+            _launch_grid("loss", f"cross_entropy_backward_{s}", grid, block,
+                         (x3, *_strides(x3), t, *_strides(t), *wargs, np.int64(ignore_index), eps,
+                          *tail))
+    return grad_input, grad_target
+
