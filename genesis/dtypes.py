@@ -80,8 +80,29 @@ def set_default_dtype(d):
 
 
 def promote_types(a, b):
-    """The dtype two tensor operands are computed in: the higher of the two ranks."""
+    """The higher of two dtypes (bool < int32 < int64 < float32 < float64); the dtype of
+    an op between two tensors of the same kind (see `operands_result_type`)."""
     return a if a._rank >= b._rank else b
+
+
+def _category(d):
+    """0 for bool, 1 for the integers, 2 for the floats."""
+    return 2 if d.is_floating_point else 0 if d is bool else 1
+
+
+def operands_result_type(a, a_is_0d, b, b_is_0d):
+    """The dtype of a binary op between tensors of dtypes `a` and `b` (PyTorch's rule).
+
+    Operands of the same kind (both with dimensions or both 0-d) promote to the higher
+    type.  A 0-d tensor with a dimensioned one counts only by its category, as a
+    Python scalar does: float32 with a 0-d float64 or int64 stays float32, int32 with
+    a 0-d int64 stays int32; only a higher category lifts the result, to the 0-d
+    tensor's own dtype (int32 with a 0-d float64 gives float64, bool with a 0-d int32
+    gives int32)."""
+    if a_is_0d == b_is_0d:
+        return promote_types(a, b)
+    high, low = (b, a) if a_is_0d else (a, b)
+    return promote_types(high, low) if _category(low) > _category(high) else high
 
 
 def scalar_result_type(tensor_dtype, scalar):

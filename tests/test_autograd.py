@@ -651,6 +651,36 @@ def test_double_backward_through_ops(name):
     _check_double_backward(fns[name], rng.standard_normal((4, 2)))
 
 
+# ----------------------------------------------------------------- norms at zero
+_P_NORMS = [2, "fro", 1, 3, 1.5, 0.5, float("inf")]
+
+
+@pytest.mark.parametrize("p", _P_NORMS)
+def test_norm_gradient_is_zero_at_a_zero_vector(p):
+    """The subgradient PyTorch takes: 0 at the zero vector (the root's chain rule
+    gives NaN there), the usual gradient elsewhere."""
+    x = leaf([[0.0, 0.0, 0.0], [1.0, -2.0, 0.0]])
+    G.norm(x, p, dim=1).sum().backward()
+    row = np.array([1.0, -2.0, 0.0])
+    q = 2.0 if p == "fro" else p
+    if q == float("inf"):
+        expected = [0.0, -1.0, 0.0]
+    else:
+        a = np.abs(row[:2])  # the zero element's gradient is 0 (also for p < 1)
+        expected = list(np.sign(row[:2]) * a ** (q - 1) / np.sum(a ** q) ** (1 - 1 / q)) + [0.0]
+    np.testing.assert_allclose(npy(x.grad), [[0.0, 0.0, 0.0], expected], rtol=1e-12)
+    z = leaf(np.zeros(4))
+    (g,) = G.autograd.grad(G.norm(z, p), z)
+    np.testing.assert_array_equal(npy(g), np.zeros(4))
+
+
+@pytest.mark.parametrize("p", [2, 3, 0.5])
+def test_norm_gradcheck_away_from_zero(p):
+    x = leaf(np.random.default_rng(5).uniform(0.5, 2.0, (3, 4)) * [1, -1, 1, -1])
+    assert gradcheck(lambda x: G.norm(x, p, dim=1), (x,))
+    assert gradgradcheck(lambda x: G.norm(x, p, dim=1), (x,))
+
+
 # ----------------------------------------------------------------- aliasing / purity
 def test_grads_of_two_leaves_do_not_alias():
     a = leaf([1.0, 2.0])

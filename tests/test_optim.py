@@ -7,13 +7,14 @@ to PyTorch's optimizer when torch is installed.  Checkpoints must resume
 bit-identically.
 """
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
 import genesis
-import genesis.nn.utils
 import genesis.optim as optim
 from genesis import _C
 from genesis.backend import cpu
@@ -759,6 +760,17 @@ def test_clip_grad_value_matches_numpy():
     single, grads = _grads_for([(5,)], dtype=np.float32, scale=2.0)
     genesis.nn.utils.clip_grad_value_(single[0], 0.25)
     np.testing.assert_array_equal(single[0].grad.numpy(), np.clip(grads[0], -0.25, 0.25))
+
+
+def test_nn_utils_is_an_attribute_after_import_genesis():
+    """In a fresh interpreter (no test module imported genesis.nn.utils first):
+    `import genesis` alone gives genesis.nn.utils, also by `from genesis.nn import *`."""
+    code = ("import genesis\n"
+            "assert genesis.nn.utils.clip_grad_norm_ and genesis.nn.utils.rnn.pack_sequence\n"
+            "from genesis.nn import *\n"
+            "assert utils is genesis.nn.utils\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
 
 
 def test_get_total_norm_and_clip_grads_with_norm():

@@ -352,6 +352,61 @@ def test_type_promotion():
     assert G.promote_types(G.int32, G.float32) is G.float32
 
 
+def test_type_promotion_with_0d_tensors():
+    """A 0-d tensor with a dimensioned one counts only by its category (PyTorch)."""
+    f32, i32 = G.ones(3), G.ones(3, dtype=G.int32)
+    f64_0d, i64_0d = G.tensor(2.0, dtype=G.float64), G.tensor(2)
+    assert_tensor(f32 / f64_0d, [0.5] * 3, G.float32)
+    assert_tensor(f64_0d / f32, [2.0] * 3, G.float32)
+    assert (f32 + i64_0d).dtype is G.float32
+    assert (i32 * i64_0d).dtype is G.int32
+    assert (i32 + f64_0d).dtype is G.float64  # a higher category: the 0-d tensor's dtype
+    assert (G.tensor([True]) + G.tensor(2, dtype=G.int32)).dtype is G.int32
+    assert (f64_0d + G.tensor(1.0)).dtype is G.float64  # two 0-d tensors: the higher
+    assert G.where(G.tensor([True, False]), f32[:2], f64_0d).dtype is G.float32
+    assert (f32 > G.tensor(0.5, dtype=G.float64)).dtype is G.bool
+    previous = G.get_default_dtype()
+    G.set_default_dtype(G.float64)
+    try:
+        assert (i32 + G.tensor(1.5, dtype=G.float32)).dtype is G.float32
+        assert (i32 + 1.5).dtype is G.float64  # a Python float: the default dtype
+    finally:
+        G.set_default_dtype(previous)
+    x = G.ones(3)
+    x += f64_0d
+    assert_tensor(x, [3.0] * 3, G.float32)
+    with pytest.raises(RuntimeError, match="can't be cast"):
+        G.ones(3, dtype=G.int64).add_(G.tensor(1.5))
+
+
+_DTYPES = ["bool", "int32", "int64", "float32", "float64"]
+_BINARY = {"add": lambda m, a, b: m.add(a, b), "mul": lambda m, a, b: m.mul(a, b),
+           "div": lambda m, a, b: m.div(a, b), "maximum": lambda m, a, b: m.maximum(a, b),
+           "where": lambda m, a, b: m.where(m.tensor([True, False]), a, b)}
+
+
+@pytest.mark.parametrize("op", sorted(_BINARY))
+@pytest.mark.parametrize("shapes", [((2,), ()), ((), (2,)), ((), ()), ((2,), (2,))])
+def test_type_promotion_matches_torch(op, shapes):
+    torch = pytest.importorskip("torch")
+    fn = _BINARY[op]
+    for a_name in _DTYPES:
+        for b_name in _DTYPES + [3, 2.5, True]:  # then Python scalars as the other operand
+            a_np = np.full(shapes[0], 3).astype(a_name)
+            if isinstance(b_name, str):
+                b_np = np.full(shapes[1], 2).astype(b_name)
+                tb, gb = torch.from_numpy(b_np), G.tensor(b_np)
+            else:
+                tb = gb = b_name
+            try:
+                expected = fn(torch, torch.from_numpy(a_np), tb)
+            except (RuntimeError, TypeError):  # an op PyTorch refuses for these operands
+                continue
+            got = fn(G, G.tensor(a_np), gb)
+            assert got.dtype.name == str(expected.dtype).split(".")[1], (a_name, b_name)
+            np.testing.assert_allclose(npy(got), expected.numpy(), err_msg=f"{a_name} {b_name}")
+
+
 def test_operators_do_not_modify_operands():
     a, b = G.tensor(A), G.tensor(B)
     for op in (lambda u, v: u + v, lambda u, v: u * v, lambda u, v: u / v, lambda u, v: u @ v.T,

@@ -1,5 +1,6 @@
-"""What the MNIST examples share: command-line options, data, normalization,
-evaluation, progress bars, matplotlib and PNG image grids."""
+"""What the examples share: for the MNIST ones command-line options, data,
+normalization, evaluation, matplotlib and PNG image grids; for the classifiers
+(MNIST and sentiment) progress bars and the training epoch."""
 import os
 import struct
 import sys
@@ -74,6 +75,33 @@ def progress(iterable, prog, **kw):
         sys.exit(f"{prog} shows its progress with tqdm: pip install tqdm "
                  "(or pip install 'genesis-autograd[examples]')")
     return tqdm(iterable, **kw)
+
+
+def train_classifier_epoch(model, loader, opt, split, desc, quiet, prog, postfix_every):
+    """One training pass of classifier `model` over `loader` with the cross-entropy
+    loss; `split(batch)` gives the model's inputs (a tuple) and the labels of a batch.
+    A progress bar (`desc`; none when `quiet`; tqdm install hint naming `prog`) shows
+    the running loss and accuracy every `postfix_every` steps.  Returns (mean loss,
+    accuracy in %)."""
+    loss_sum = correct = seen = 0
+    bar = progress(loader, prog, desc=desc, unit="batch", leave=True, disable=quiet,
+                   dynamic_ncols=True)
+    for step, batch in enumerate(bar):
+        inputs, labels = split(batch)
+        logits = model(*inputs)
+        loss = genesis.nn.functional.cross_entropy(logits, labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        n = labels.shape[0]
+        loss_sum += loss.item() * n
+        correct += int((logits.detach().argmax(1) == labels).sum().item())
+        seen += n
+        if step % postfix_every == 0:
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100.0 * correct / seen:.2f}%")
+    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100.0 * correct / seen:.2f}%")
+    bar.close()
+    return loss_sum / seen, 100.0 * correct / seen
 
 
 def pyplot():

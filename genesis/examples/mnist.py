@@ -16,7 +16,7 @@ import genesis
 from genesis import nn, optim
 from genesis.data import DataLoader
 from genesis.examples._common import (add_common_arguments, epoch_loader, evaluate,
-                                      mnist_splits, normalize, progress, pyplot)
+                                      mnist_splits, normalize, pyplot, train_classifier_epoch)
 
 DEFAULTS = {  # per model: optimizer and learning rate that reach the target in 5 epochs
     "mlp": {"lr": 1e-3},
@@ -51,25 +51,12 @@ def build_optimizer(name, model, lr, epochs):
 def train_epoch(model, loader, opt, device, desc, quiet, prog="genesis.examples.mnist"):
     """One pass of classifier `model` over `loader` (cross-entropy loss, inputs
     normalized); returns (mean loss, accuracy in %)."""
-    loss_sum = correct = seen = 0
-    bar = progress(loader, prog, desc=desc, unit="batch", leave=True, disable=quiet,
-                   dynamic_ncols=True)
-    for step, (images, labels) in enumerate(bar):
-        images, labels = normalize(images.to(device)), labels.to(device)
-        logits = model(images)
-        loss = nn.functional.cross_entropy(logits, labels)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        n = labels.shape[0]
-        loss_sum += loss.item() * n
-        correct += int((logits.detach().argmax(1) == labels).sum().item())
-        seen += n
-        if step % 20 == 0:
-            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100.0 * correct / seen:.2f}%")
-    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100.0 * correct / seen:.2f}%")
-    bar.close()
-    return loss_sum / seen, 100.0 * correct / seen
+    def split(batch):
+        images, labels = batch
+        return (normalize(images.to(device)),), labels.to(device)
+
+    return train_classifier_epoch(model, loader, opt, split, desc, quiet, prog,
+                                  postfix_every=20)
 
 
 def plot(history, path, title):

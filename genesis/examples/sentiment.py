@@ -13,7 +13,6 @@ import argparse
 import collections
 import os
 import re
-import sys
 import time
 
 import numpy as np
@@ -22,6 +21,7 @@ import genesis
 from genesis import nn, optim
 from genesis.data import DataLoader, Dataset, Subset
 from genesis.data.datasets import RottenTomatoes
+from genesis.examples._common import train_classifier_epoch
 from genesis.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 PAD, UNK = "<pad>", "<unk>"
@@ -109,35 +109,14 @@ def evaluate(model, loader):
     return 100.0 * correct / max(total, 1)
 
 
-def _progress(iterable, **kw):
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        sys.exit("genesis.examples.sentiment shows its progress with tqdm: pip install tqdm "
-                 "(or pip install 'genesis-autograd[examples]')")
-    return tqdm(iterable, **kw)
-
-
 def train_epoch(model, loader, opt, desc, quiet):
     """One pass over `loader`; returns (mean loss, accuracy in %)."""
-    loss_sum = correct = seen = 0
-    bar = _progress(loader, desc=desc, unit="batch", leave=True, disable=quiet,
-                    dynamic_ncols=True)
-    for step, (tokens, lengths, labels) in enumerate(bar):
-        logits = model(tokens, lengths)
-        loss = nn.functional.cross_entropy(logits, labels)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        n = labels.shape[0]
-        loss_sum += loss.item() * n
-        correct += int((logits.detach().argmax(1) == labels).sum().item())
-        seen += n
-        if step % 10 == 0:
-            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100.0 * correct / seen:.2f}%")
-    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100.0 * correct / seen:.2f}%")
-    bar.close()
-    return loss_sum / seen, 100.0 * correct / seen
+    def split(batch):
+        tokens, lengths, labels = batch
+        return (tokens, lengths), labels
+
+    return train_classifier_epoch(model, loader, opt, split, desc, quiet,
+                                  "genesis.examples.sentiment", postfix_every=10)
 
 
 def parse_args(argv):

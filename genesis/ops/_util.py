@@ -25,11 +25,13 @@ def scalar_tensor(value, dtype, device):
 
 
 def coerce_pair(a, b, op):
-    """Both operands as tensors of one dtype (PyTorch promotion); scalars become 0-d."""
+    """Both operands as tensors of one dtype (PyTorch promotion: a 0-d tensor with a
+    dimensioned one counts only by its category, as a Python scalar does); scalars
+    become 0-d tensors."""
     if isinstance(a, Tensor):
         if isinstance(b, Tensor):
             if a._data.dtype != b._data.dtype:
-                dt = _dt.promote_types(a.dtype, b.dtype)
+                dt = _dt.operands_result_type(a.dtype, a.ndim == 0, b.dtype, b.ndim == 0)
                 a, b = a.to(dt), b.to(dt)
             return a, b
         if not isinstance(b, (int, float)):

@@ -269,11 +269,25 @@ def logsumexp(input, dim, keepdim=False):
     return out if keepdim else out.squeeze(dims) if dims else out
 
 
+def _zero_at_zero(root, s):
+    """root(s) for s >= 0 whose gradient is 0 where s == 0, where the root's derivative
+    is infinite (and times the zero gradient of what s was computed from, NaN): the
+    subgradient PyTorch takes for a norm at the zero vector.  Without a graph to
+    record, just root(s)."""
+    if not (is_grad_enabled() and s.requires_grad):
+        return root(s)
+    zero = s == 0
+    return where(zero, 0.0, root(where(zero, 1.0, s)))
+
+
 def norm(input, p="fro", dim=None, keepdim=False):
-    """Vector p-norm over `dim` (p = 2/'fro', 1, inf, -inf or any positive number)."""
+    """Vector p-norm over `dim` (p = 2/'fro', 1, inf, -inf or any positive number).
+
+    At a zero vector (and, for p < 1, at a zero element) the gradient is 0, as in
+    PyTorch, not the NaN of the chain rule through the root."""
     x = as_float(input, "norm")
     if p in ("fro", 2, 2.0):
-        return sqrt(sum(x * x, dim, keepdim))
+        return _zero_at_zero(sqrt, sum(x * x, dim, keepdim))
     if p in (1, 1.0):
         return sum(x.abs(), dim, keepdim)
     if p == float("inf"):
@@ -281,7 +295,8 @@ def norm(input, p="fro", dim=None, keepdim=False):
     if p == float("-inf"):
         return amin(x.abs(), dim, keepdim)
     if isinstance(p, (int, float)) and p > 0:
-        return sum(x.abs() ** p, dim, keepdim) ** (1.0 / p)
+        powers = x.abs() ** p if p > 1 else _zero_at_zero(lambda a: a ** p, x.abs())
+        return _zero_at_zero(lambda s: s ** (1.0 / p), sum(powers, dim, keepdim))
     raise ValueError(f"norm: unsupported p={p!r}")
 
 
