@@ -137,6 +137,19 @@ struct ProdOp {
 };
 
 // max/min; NaN wins.  bool: max = any, min = all.
+// max (or min) of x[0..n) and r, contiguous, comparing with > (<): NaNs are skipped.
+template <class T, bool IsMax>
+T ordered_extreme(const T* x, int64_t n, T r) {
+  if constexpr (IsMax) {
+#pragma omp simd reduction(max : r)
+    for (int64_t i = 0; i < n; ++i) r = x[i] > r ? x[i] : r;
+  } else {
+#pragma omp simd reduction(min : r)
+    for (int64_t i = 0; i < n; ++i) r = x[i] < r ? x[i] : r;
+  }
+  return r;
+}
+
 template <class T, bool IsMax>
 struct ExtremeOp {
   using Acc = T;
@@ -157,20 +170,13 @@ struct ExtremeOp {
     Acc r = identity();
     if (s == 1) {
       if constexpr (std::is_floating_point_v<T>) {
-        // Vectorized max/min; a NaN anywhere makes the NaN test below fire.
-        bool nan = false;
-#pragma omp simd reduction(|| : nan)
-        for (int64_t i = 0; i < n; ++i) nan = nan || (x[i] != x[i]);
+        // A NaN anywhere wins.  An int OR-reduction vectorizes (a logical || does not).
+        int nan = 0;
+#pragma omp simd reduction(| : nan)
+        for (int64_t i = 0; i < n; ++i) nan |= x[i] != x[i];
         if (nan) return std::numeric_limits<T>::quiet_NaN();
       }
-      if constexpr (IsMax) {
-#pragma omp simd reduction(max : r)
-        for (int64_t i = 0; i < n; ++i) r = x[i] > r ? x[i] : r;
-      } else {
-#pragma omp simd reduction(min : r)
-        for (int64_t i = 0; i < n; ++i) r = x[i] < r ? x[i] : r;
-      }
-      return r;
+      return ordered_extreme<T, IsMax>(x, n, r);
     }
     for (int64_t i = 0; i < n; ++i) r = combine(r, x[i * s]);
     return r;
@@ -509,42 +515,39 @@ void cumsum_typed(const View& x, int dim, const View& out) {
   });
 }
 
-// Softmax of one line; `tmp` receives x - max (contiguous), out the result.
+// Softmax of one line into out.  Contiguous lines take three passes (max, exp and sum,
+// scale), each vectorized and over a line that stays in cache; strided lines are first
+// gathered into `tmp`.
 template <class T>
 void softmax_line(const T* x, int64_t sx, T* out, int64_t so, int64_t n, bool log, T* tmp) {
-  T m = ExtremeOp<T, true>::row(x, n, sx);
-  if (m == -std::numeric_limits<T>::infinity()) m = 0;  // all -inf: 0/0 = NaN, as PyTorch
-  if (sx == 1) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) tmp[i] = x[i] - m;
-  } else {
-    for (int64_t i = 0; i < n; ++i) tmp[i] = x[i * sx] - m;
+  if (sx != 1) {
+    for (int64_t i = 0; i < n; ++i) tmp[i] = x[i * sx];
+    x = tmp;
   }
+  T* y = so == 1 ? out : tmp;  // where the contiguous result is built
+  // The maximum skips NaNs: a NaN reaches the sum and makes the whole line NaN anyway.
+  T m = ordered_extreme<T, true>(x, n, -std::numeric_limits<T>::infinity());
+  if (m == -std::numeric_limits<T>::infinity()) m = 0;  // all -inf: 0/0 = NaN, as PyTorch
   T sum = 0;
   if (log) {
 #pragma omp simd reduction(+ : sum)
-    for (int64_t i = 0; i < n; ++i) sum += vm::exp(tmp[i]);
-    const T ls = std::log(sum);
-    if (so == 1) {
+    for (int64_t i = 0; i < n; ++i) sum += vm::exp(x[i] - m);
+    const T shift = m + std::log(sum);
 #pragma omp simd
-      for (int64_t i = 0; i < n; ++i) out[i] = tmp[i] - ls;
-    } else {
-      for (int64_t i = 0; i < n; ++i) out[i * so] = tmp[i] - ls;
-    }
-    return;
-  }
-#pragma omp simd reduction(+ : sum)
-  for (int64_t i = 0; i < n; ++i) {
-    tmp[i] = vm::exp(tmp[i]);
-    sum += tmp[i];
-  }
-  const T inv = T(1) / sum;
-  if (so == 1) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) out[i] = tmp[i] * inv;
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] - shift;
   } else {
-    for (int64_t i = 0; i < n; ++i) out[i * so] = tmp[i] * inv;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < n; ++i) {
+      const T e = vm::exp(x[i] - m);
+      y[i] = e;
+      sum += e;
+    }
+    const T inv = T(1) / sum;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] *= inv;
   }
+  if (so != 1)
+    for (int64_t i = 0; i < n; ++i) out[i * so] = y[i];
 }
 
 template <class T>
