@@ -48,6 +48,7 @@ for _p in (ROOT, HERE):  # genesis from this tree; training.py next to this file
     if _p not in sys.path:
         sys.path.insert(0, _p)
 import training  # noqa: E402  (numpy only: safe to import in the children)
+from common import LoadMeter  # noqa: E402
 
 FRAMEWORKS = ("genesis", "torch")
 MIB = 1024 * 1024
@@ -176,7 +177,6 @@ def main(argv=None):
         print(json.dumps(child(args.child, args)))
         return 0
 
-    from run import LoadMeter, machine_info  # noqa: E402  (parent only: run.py imports torch)
     fws = [fw for fw in args.frameworks.split(",") if fw.strip()]
     missing = [fw for fw in fws if importlib.util.find_spec(fw) is None]
     fws = [fw for fw in fws if fw not in missing]
@@ -220,6 +220,7 @@ def main(argv=None):
     print(f"other processes kept {busy} cores busy (memory figures do not depend on it)")
 
     if args.json:
+        from run import machine_info  # imports torch: only now, after the children
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump({"machine": machine_info(sys.argv if argv is None else [p.prog] + argv),

@@ -18,7 +18,7 @@ dicts, as default arguments), patches those it can and reports any it cannot.
 
 Rounds alternate (order rotating) an instrumented sample and a plain sample of
 --steps/--rounds steps each; figures are medians over rounds, with the garbage
-collector paused during samples as in run.py.  The wrapper's own cost is measured
+collector paused during samples as in run.py.  Only genesis is imported.  The wrapper's own cost is measured
 on a wrapped no-op builtin: the part that falls inside the timed interval (the
 clock read) is subtracted from every kernel call, the whole cost from the
 instrumented step.  "Step time" is the plain (uninstrumented) step; "inside
@@ -44,7 +44,7 @@ import types
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import LoadMeter, _no_gc, machine_info, set_threads  # noqa: E402  (benchmarks/run.py)
+from common import LoadMeter, no_gc  # noqa: E402  (imports no torch: genesis runs alone)
 import training  # noqa: E402
 
 import genesis  # noqa: E402
@@ -165,7 +165,7 @@ def _label(key):
     return key
 
 
-def wrapper_cost(n=200_000, repeats=7):
+def wrapper_cost(n=100_000, repeats=5):
     """(ns per call added by a wrapper in total, ns of it inside the timed interval), for
     each wrapper kind, measured on the no-op builtin abs(0) (medians of `repeats`)."""
     perf = time.perf_counter_ns
@@ -173,7 +173,7 @@ def wrapper_cost(n=200_000, repeats=7):
     for kind, make in (("plain", _timed), ("by op", _timed_by_op)):
         stats = {}
         total, inside = [], []
-        with _no_gc():
+        with no_gc():
             for _ in range(repeats):
                 stats.clear()
                 wrapped = make(abs, stats, "noop")
@@ -211,7 +211,7 @@ def build_step():
 def _sample(step, n):
     """Seconds per step over n back-to-back steps, gc paused (as run.py's samples)."""
     gc.collect()
-    with _no_gc():
+    with no_gc():
         t0 = time.perf_counter()
         for _ in range(n):
             step()
@@ -307,14 +307,14 @@ def main(argv=None):
     p.add_argument("--json", default=None, metavar="PATH", help="also write the results here")
     args = p.parse_args(argv)
 
-    with set_threads(args.threads):
-        step = build_step()
-        timer = KernelTimer()
-        cost = wrapper_cost()
-        meter = LoadMeter().start()
-        raw = profile(step, args.steps, args.rounds, timer)
-        load = meter.stop()
-        top = cprofile_top(step, args.steps, args.top) if args.cprofile else None
+    genesis.set_num_threads(args.threads)
+    step = build_step()
+    timer = KernelTimer()
+    cost = wrapper_cost()
+    meter = LoadMeter().start()
+    raw = profile(step, args.steps, args.rounds, timer)
+    load = meter.stop()
+    top = cprofile_top(step, args.steps, args.top) if args.cprofile else None
 
     by_op = sum(c for k, (c, _) in raw["kernels"].items() if isinstance(k, tuple))
     all_calls = sum(c for c, _ in raw["kernels"].values()) or 1
@@ -355,6 +355,7 @@ def main(argv=None):
         print(f"cProfile, {args.steps} plain steps, top {args.top} by tottime:")
         print(top.rstrip())
     if args.json:
+        from run import machine_info  # imports torch: only now, after the measurements
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump({"machine": machine_info(sys.argv if argv is None else [p.prog] + argv),
