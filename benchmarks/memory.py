@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Peak resident memory (RSS) while training the MNIST MLP: genesis vs PyTorch.
 
-    python benchmarks/memory.py [--steps 300] [--optimizer adam] [--rounds 3] [--json PATH]
+    python benchmarks/memory.py [--steps 300] [--optimizer adam] [--rounds 1] [--json PATH]
 
 The model is genesis.examples.mnist's `--model mlp`: 784-256-256-10 with ReLU,
 batch 128, Adam (lr 1e-3; `--optimizer sgd` for SGD momentum 0.9), built by each
@@ -166,8 +166,9 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1, help="threads per framework (1)")
     p.add_argument("--samples", type=int, default=60000,
                    help="rows of synthetic data held in memory (60000, as MNIST's training set)")
-    p.add_argument("--rounds", type=int, default=3,
-                   help="fresh children per framework; figures are medians (3)")
+    # Repeated children agree within about 1 MiB, hence a single round by default.
+    p.add_argument("--rounds", type=int, default=1,
+                   help="fresh children per framework; figures are medians (1)")
     p.add_argument("--frameworks", default=",".join(FRAMEWORKS),
                    help="comma-separated subset of genesis,torch")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the results here")
