@@ -85,7 +85,10 @@ def _reset_peak():
 
 def child(fw, args):
     """Train in this (fresh) process and return its measurements, in bytes."""
-    lib = importlib.import_module(fw)
+    try:
+        lib = importlib.import_module(fw)
+    except ImportError as e:  # installed but broken counts as not installed
+        return {"framework": fw, "unavailable": f"{type(e).__name__}: {e}"}
     lib.set_num_threads(args.threads)
     after_import = _status_kib("VmRSS")["VmRSS"]
 
@@ -194,8 +197,19 @@ def main(argv=None):
     runs = {fw: [] for fw in fws}
     for r in range(args.rounds):
         for fw in (fws if r % 2 == 0 else fws[::-1]):
-            runs[fw].append(run_child(fw, args))
+            if fw not in runs:
+                continue
+            result = run_child(fw, args)
+            if "unavailable" in result:
+                if fw == "genesis":
+                    sys.exit(f"genesis failed to import: {result['unavailable']}")
+                print(f"note: {fw} failed to import ({result['unavailable']}): "
+                      "reporting genesis alone")
+                del runs[fw]
+                continue
+            runs[fw].append(result)
     load = meter.stop()
+    fws = [fw for fw in fws if fw in runs]
     res = {fw: summarize(runs[fw]) for fw in fws}
 
     data = res["genesis"]["data_bytes"]
