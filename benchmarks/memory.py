@@ -145,7 +145,7 @@ def summarize(runs):
     return out
 
 
-def render(res, args):
+def render(res):
     """The report: a markdown table of MiB per framework and genesis/torch ratios."""
     fws = [fw for fw in FRAMEWORKS if fw in res]
     both = len(fws) == 2
@@ -181,7 +181,9 @@ def main(argv=None):
         print(json.dumps(child(args.child, args)))
         return 0
 
-    fws = [fw for fw in args.frameworks.split(",") if fw.strip()]
+    fws = [fw.strip() for fw in args.frameworks.split(",") if fw.strip()]
+    if set(fws) - set(FRAMEWORKS):
+        p.error(f"--frameworks: choose from {','.join(FRAMEWORKS)}")
     missing = [fw for fw in fws if importlib.util.find_spec(fw) is None]
     fws = [fw for fw in fws if fw not in missing]
     if "genesis" not in fws:
@@ -223,13 +225,15 @@ def main(argv=None):
         print("note: /proc/self/clear_refs not writable: 'peak during training' is the "
               "lifetime peak")
     print()
-    print(render(res, args))
+    print(render(res))
     print()
     ratios = {}
     if "torch" in res:
-        ratios = {k: res["genesis"][k] / res["torch"][k] for k in ("peak", "increase")}
+        ratios = {k: res["genesis"][k] / res["torch"][k] if res["torch"][k] > 0 else None
+                  for k in ("peak", "increase")}
         ok = ratios["peak"] <= TARGET_PEAK_RATIO
-        print(f"genesis/torch: peak {ratios['peak']:.2f}x, increase {ratios['increase']:.2f}x "
+        inc = "-" if ratios["increase"] is None else f"{ratios['increase']:.2f}x"
+        print(f"genesis/torch: peak {ratios['peak']:.2f}x, increase {inc} "
               f"(target: peak at most {TARGET_PEAK_RATIO}x: {'met' if ok else 'NOT met'})")
     busy = "unknown" if load is None else f"{load:.2f}"
     print(f"other processes kept {busy} cores busy (memory figures do not depend on it)")

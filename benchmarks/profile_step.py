@@ -118,6 +118,7 @@ class KernelTimer:
 
     def install(self):
         by_id = {id(f): n for n, f in self.kernels.items()}
+        self.bound_elsewhere, self.unpatchable = [], []  # found afresh at every install
         for n in self.kernels:
             self._set(_C, n, self.wrappers[n], False)
         for modname, mod in list(sys.modules.items()):
