@@ -34,7 +34,7 @@ import shlex
 import subprocess
 import sys
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -59,6 +59,7 @@ def _try_import(name):
 
 genesis, GENESIS_IMPORT_ERROR = _try_import("genesis")
 import training  # noqa: E402  (benchmarks/training.py, next to this file)
+from common import LoadMeter, no_gc as _no_gc, wait_idle  # noqa: E402,F401  (re-exported)
 torch, _ = _try_import("torch")
 threadpoolctl, _ = _try_import("threadpoolctl")
 
@@ -79,17 +80,6 @@ def set_threads(n):
 
 
 # ---------------------------------------------------------------- timing
-@contextmanager
-def _no_gc():
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _time_calls(fn, n):
     """Seconds per call of fn, over n back-to-back calls."""
     perf = time.perf_counter
@@ -428,49 +418,6 @@ def make_cases(quick):
     if genesis is not None:
         cases += training.cases(Case, _per_fw, {"genesis": genesis, "torch": torch}, quick)
     return cases
-
-
-# ---------------------------------------------------------------- machine load
-def _cpu_busy_seconds():
-    """(busy CPU seconds of the whole machine, of this process) so far."""
-    try:
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        hz = os.sysconf("SC_CLK_TCK")
-        busy = (sum(v[:8]) - v[3] - v[4]) / hz  # all but idle and iowait
-    except (OSError, ValueError, IndexError):
-        return None
-    t = os.times()
-    return busy, t.user + t.system
-
-
-class LoadMeter:
-    """Average number of cores kept busy by other processes between start() and stop()."""
-
-    def start(self):
-        self.t0, self.c0 = time.perf_counter(), _cpu_busy_seconds()
-        return self
-
-    def stop(self):
-        c1 = _cpu_busy_seconds()
-        wall = time.perf_counter() - self.t0
-        if self.c0 is None or c1 is None or wall <= 0:
-            return None
-        return max(0.0, ((c1[0] - self.c0[0]) - (c1[1] - self.c0[1])) / wall)
-
-
-def wait_idle(max_wait, threshold=0.25):
-    """Background load over a 1 s window; waits (up to max_wait s) for it to drop."""
-    deadline = time.perf_counter() + max_wait
-    while True:
-        m = LoadMeter().start()
-        time.sleep(1.0)
-        load = m.stop()
-        if load is None or load < threshold or time.perf_counter() >= deadline:
-            return load
-        print(f"  waiting for an idle machine: other processes use {load:.2f} cores",
-              flush=True)
-        time.sleep(4.0)
 
 
 # ---------------------------------------------------------------- machine info

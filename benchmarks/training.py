@@ -15,7 +15,9 @@ BATCH = 128
 MIN_TIME = 0.4  # seconds per sample: with 9 rounds, at least 50 LeNet steps
 
 
-def _mlp(nn):
+def mlp(nn):
+    """The MNIST MLP 784-256-256-10 of genesis.examples.mnist (without its Flatten: the
+    benchmarks feed flat (batch, 784) rows), built from `nn` (genesis.nn or torch.nn)."""
     return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
                          nn.Linear(256, 10))
 
@@ -26,11 +28,30 @@ def _lenet(nn):
                          nn.Linear(800, 500), nn.ReLU(), nn.Linear(500, 10))
 
 
-MODELS = {
-    "MLP 784-256-256-10, SGD momentum": (_mlp, (BATCH, 784),
-                                         lambda optim, p: optim.SGD(p, lr=0.01, momentum=0.9)),
-    "LeNet CNN, Adam": (_lenet, (BATCH, 1, 28, 28), lambda optim, p: optim.Adam(p, lr=1e-3)),
+# name: (optimizer from `optim` (genesis.optim or torch.optim) and parameters)
+OPTIMIZERS = {
+    "sgd": lambda optim, p: optim.SGD(p, lr=0.01, momentum=0.9),
+    "adam": lambda optim, p: optim.Adam(p, lr=1e-3),  # as genesis.examples.mnist --model mlp
 }
+
+MODELS = {
+    "MLP 784-256-256-10, SGD momentum": (mlp, (BATCH, 784), OPTIMIZERS["sgd"]),
+    "LeNet CNN, Adam": (_lenet, (BATCH, 1, 28, 28), OPTIMIZERS["adam"]),
+}
+
+
+def make_step(lib, model, opt):
+    """step(x, y): one training step of `model` built from `lib` (genesis or torch):
+    zero_grad, forward, cross-entropy, backward, optimizer step; returns the loss."""
+    cross_entropy = lib.nn.functional.cross_entropy
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
 
 
 def training_case(Case, per_fw, libs, name):
@@ -49,15 +70,8 @@ def training_case(Case, per_fw, libs, name):
             model = build_model(lib.nn)
             opt = make_opt(lib.optim, model.parameters())
             x, y = lib.from_numpy(x_np), lib.from_numpy(y_np)
-            cross_entropy = lib.nn.functional.cross_entropy
-
-            def step():
-                opt.zero_grad()
-                loss = cross_entropy(model(x), y)
-                loss.backward()
-                opt.step()
-                return loss
-            return step
+            step = make_step(lib, model, opt)
+            return lambda: step(x, y)
         return per_fw(make)
     case = Case("training", f"{name}, batch {BATCH}", "ms", None, build, None)
     case.min_time = MIN_TIME
