@@ -334,7 +334,7 @@ static_assert(sizeof(kUnaryNames) / sizeof(kUnaryNames[0]) == int(UnaryOp::count
 
 const char* const kBinaryNames[] = {
     "add", "sub", "mul", "div", "pow", "maximum", "minimum", "floordiv", "mod", "eq", "ne",
-    "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor", "atan2"};
+    "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor", "atan2", "relu_grad"};
 static_assert(sizeof(kBinaryNames) / sizeof(kBinaryNames[0]) == int(BinaryOp::count_));
 
 template <class T, class F>
@@ -571,6 +571,10 @@ struct Atan2 {
   template <class T>
   T operator()(T a, T b) const { return std::atan2(a, b); }
 };
+struct ReluGrad {
+  template <class T>
+  T operator()(T a, T b) const { return b > T(0) ? a : T(0); }
+};
 struct FloatDiv {
   template <class T>
   T operator()(T a, T b) const { return a / b; }
@@ -709,6 +713,7 @@ bool binary_typed(BinaryOp op, const View& a, const View& b, const View& out, Er
           return true;
         case BinaryOp::mod: run_binary<T, T>(a, b, out, FloatMod{}, kGrainCostly); return true;
         case BinaryOp::atan2: run_binary<T, T>(a, b, out, Atan2{}, kGrainCostly); return true;
+        case BinaryOp::relu_grad: run_binary<T, T>(a, b, out, ReluGrad{}); return true;
         default: return false;
       }
     } else {

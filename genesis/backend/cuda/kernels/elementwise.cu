@@ -16,7 +16,7 @@ enum UnaryOp {
 };
 enum BinaryOp {
   B_add, B_sub, B_mul, B_div, B_pow, B_maximum, B_minimum, B_floordiv, B_mod, B_eq, B_ne, B_lt,
-  B_le, B_gt, B_ge, B_logical_and, B_logical_or, B_logical_xor, B_atan2
+  B_le, B_gt, B_ge, B_logical_and, B_logical_or, B_logical_xor, B_atan2, B_relu_grad
 };
 // Error codes written to err[0] by integer ops (as csrc/elementwise.cpp).
 enum { E_ZERO_DIV = 1, E_NEG_POW = 2 };
@@ -209,6 +209,7 @@ template <class T> __device__ __forceinline__ T arith(int op, T a, T b, int* err
       case B_floordiv: return float_floordiv(a, b);
       case B_mod: return float_mod(a, b);
       case B_atan2: return m_atan2(a, b);
+      case B_relu_grad: return b > T(0) ? a : T(0);
       default: return 0;
     }
   } else {
