@@ -1,7 +1,9 @@
 """Affine maps."""
 from ...autograd.function import Function
+from ...autograd.grad_mode import STATE
 from ...ops.linalg import matmul
 from ...ops.reduction import sum as _sum
+from ...tensor import Tensor
 
 __all__ = ["linear"]
 
@@ -22,6 +24,14 @@ class Linear(Function):
     def backward(ctx, g):
         x, w = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad
+        if not STATE.enabled:
+            # No graph is being recorded (a first-order backward): call the kernels
+            # directly rather than through differentiable ops.
+            be, device, gd = ctx.backend, ctx.device, g._data
+            return (Tensor._make(be.matmul(gd, w._data), device) if need_x else None,
+                    Tensor._make(be.matmul(be.permute(gd, (1, 0)), x._data), device)
+                    if need_w else None,
+                    Tensor._make(be.reduce("sum", gd, (0,), False), device) if need_b else None)
         gx = matmul(g, w) if need_x else None
         gw = matmul(g.mT, x) if need_w else None
         gb = _sum(g, 0) if need_b else None
