@@ -33,6 +33,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from training import lenet, mlp  # noqa: E402  (benchmarks/training.py: the same models)
 
 GEMM_SIZES = (512, 1024, 2048, 4096)
 ELEMENTS = 16 * 2 ** 20
@@ -78,17 +80,6 @@ class Framework:
         if self.name == "genesis":
             return self.lib.tensor(a, device="cuda")
         return self.lib.from_numpy(a).cuda()
-
-
-def _mlp(nn):
-    return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
-                         nn.Linear(256, 10))
-
-
-def _cnn(nn):
-    return nn.Sequential(nn.Conv2d(1, 20, 5), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(20, 50, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                         nn.Linear(800, 500), nn.ReLU(), nn.Linear(500, 10))
 
 
 # ---------------------------------------------------------------- cases
@@ -141,9 +132,9 @@ def make_cases(smoke):
     batch = sizes["batch"]
     return ([gemm_case(n) for n in sizes["gemm"]]
             + [elementwise_case(op, sizes["elements"]) for op in ("add", "exp")]
-            + [training_case("mlp_sgd_step", _mlp, (784,),
+            + [training_case("mlp_sgd_step", mlp, (784,),
                              lambda optim, p: optim.SGD(p, lr=0.01, momentum=0.9), batch),
-               training_case("cnn_adam_step", _cnn, (1, 28, 28),
+               training_case("cnn_adam_step", lenet, (1, 28, 28),
                              lambda optim, p: optim.Adam(p, lr=1e-3), batch)])
 
 

@@ -22,7 +22,8 @@ def mlp(nn):
                          nn.Linear(256, 10))
 
 
-def _lenet(nn):
+def lenet(nn):
+    """The LeNet of genesis.examples.mnist, built from `nn` (genesis.nn or torch.nn)."""
     return nn.Sequential(nn.Conv2d(1, 20, 5), nn.ReLU(), nn.MaxPool2d(2),
                          nn.Conv2d(20, 50, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                          nn.Linear(800, 500), nn.ReLU(), nn.Linear(500, 10))
@@ -36,7 +37,7 @@ OPTIMIZERS = {
 
 MODELS = {
     "MLP 784-256-256-10, SGD momentum": (mlp, (BATCH, 784), OPTIMIZERS["sgd"]),
-    "LeNet CNN, Adam": (_lenet, (BATCH, 1, 28, 28), OPTIMIZERS["adam"]),
+    "LeNet CNN, Adam": (lenet, (BATCH, 1, 28, 28), OPTIMIZERS["adam"]),
 }
 
 

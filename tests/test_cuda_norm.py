@@ -12,6 +12,7 @@ import pytest  # noqa: E402
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
 import genesis as G  # noqa: E402
+from cuda_parity import DTYPES, assert_close  # noqa: E402
 import genesis.nn.functional as F  # noqa: E402
 from genesis.autograd import gradcheck  # noqa: E402
 from genesis.backend import cpu as cpu_backend  # noqa: E402
@@ -19,7 +20,6 @@ from genesis.backend.cuda import backend as cuda_backend  # noqa: E402
 from genesis.backend.cuda import emulator  # noqa: E402
 from genesis.backend.cuda._device import kernel  # noqa: E402
 
-DTYPES = {"float32": G.float32, "float64": G.float64}
 TOL = {"float32": 2e-5, "float64": 1e-10}
 
 
@@ -39,11 +39,7 @@ def _pair(a, dtype, requires_grad=True, strided=False):
 
 
 def _close(got, expected, dtype):
-    assert got.device == G.device("cuda")
-    assert tuple(got.shape) == tuple(expected.shape) and got.dtype == expected.dtype
-    tol = TOL[dtype]
-    np.testing.assert_allclose(got.detach().cpu().numpy(), expected.detach().numpy(), rtol=tol,
-                               atol=tol)
+    assert_close(got, expected, TOL[dtype])
 
 
 def _check_both(fn, inputs, dtype, seed=0):
