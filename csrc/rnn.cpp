@@ -399,21 +399,28 @@ View transposed(const View& v) {
   return t;
 }
 
-// A C-contiguous (rows, cols) scratch matrix, allocated once per sequence.
+// A row-major (rows, cols) scratch matrix, rows ld apart, allocated once per sequence.
 template <class T>
 struct Matrix {
   std::vector<T> data;
   View view;
-  Matrix(int64_t rows, int64_t cols) : data(rows * cols) {
+  Matrix(int64_t rows, int64_t cols, int64_t ld = 0) : data(rows * (ld ? ld : cols)) {
     view.data = data.data();
     view.dtype = sizeof(T) == 8 ? DType::f64 : DType::f32;
     view.ndim = 2;
     view.shape[0] = rows;
     view.shape[1] = cols;
-    view.stride[0] = cols;
+    view.stride[0] = ld ? ld : cols;
     view.stride[1] = 1;
   }
 };
+
+// A row stride for `cols` values that is not a multiple of 2 KiB: with few rows of A,
+// the GEMM then reads B's panels in place instead of packing B on every call.
+template <class T>
+int64_t unaligned_ld(int64_t cols) {
+  return (cols * int64_t(sizeof(T))) % 2048 ? cols : cols + 64 / int64_t(sizeof(T));
+}
 
 // dst (a step's rows) = the state entering the step: rows < carried from the rows
 // `prev` of the step run before, the rest from `initial` (zeros when absent).
@@ -447,8 +454,8 @@ void sequence_forward(const Layer& L, const View& ig, const View& w_hh, const Vi
                       const View* bh, const View* h0, const View* c0, const View& out,
                       const View& h_n, const View* c_n, const RnnSaved& sv) {
   const int64_t H = L.hidden, GH = L.gates * H;
-  // W_hh^T row-major: the layout every step's GEMM packs fastest.
-  Matrix<T> w_t(H, GH), hidden(L.batch, GH);
+  // W_hh^T row-major: the layout every step's GEMM reads fastest.
+  Matrix<T> w_t(H, GH, unaligned_ld<T>(GH)), hidden(L.batch, GH);
   copy(transposed(w_hh), w_t.view);
   const std::vector<T> bias = sequence_bias<T>(L.mode, bi, bh, H);
   const Step* prev = nullptr;
