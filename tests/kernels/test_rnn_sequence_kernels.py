@@ -121,6 +121,12 @@ def test_large_rows_split_between_threads(mode):
     run_case(mode, np.float64, [67, 67, 40, 3], 131, True, True, True, seed=4)
 
 
+@pytest.mark.parametrize("dtype,hidden", [(np.float32, 128), (np.float64, 64)], ids=["f32", "f64"])
+def test_weight_rows_of_2_kib(dtype, hidden):
+    """4H values of 2 KiB: the copy of W_hh^T gets padded rows (read in place by the GEMM)."""
+    run_case("LSTM", dtype, [20, 20, 11], hidden, False, True, True, seed=6)
+
+
 def test_thread_count_gives_the_same_bits():
     rng = np.random.default_rng(5)
     sizes, hidden = [40, 33, 33, 9], 130
