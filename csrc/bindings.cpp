@@ -691,18 +691,21 @@ PYBIND11_MODULE(_C, m) {
                                     const OptArray& cell, const OptArray& workspace,
                                     const py::array& grad_gates,
                                     const OptArray& grad_hidden_gates, const py::array& grad_h0,
-                                    const OptArray& grad_c0, const OptArray& grad_w_hh) {
+                                    const OptArray& grad_c0, const OptArray& grad_w_hh,
+                                    const OptArray& grad_input_bias,
+                                    const OptArray& grad_hidden_bias) {
     auto vw = view_of(w_hh), vg = view_of(grad_out), vgh = view_of(grad_h_n);
-    auto vgg = out_of(grad_gates), vgh0 = out_of(grad_h0);
     OptView vo(out, false), vgc(grad_c_n, false), vghg(grad_hidden_gates, true),
-        vgc0(grad_c0, true),
-        vgw(grad_w_hh, true);
+        vgc0(grad_c0, true), vgw(grad_w_hh, true), vgbi(grad_input_bias, true),
+        vgbh(grad_hidden_bias, true);
     const SavedViews saved(h_prev, c_prev, cell, workspace, false);
+    const RnnGrads grads{out_of(grad_gates), vghg.get(), out_of(grad_h0), vgc0.get(),
+                         vgw.get(), vgbi.get(), vgbh.get()};
     const auto e = op_from_int<RnnMode>(mode, "rnn_sequence");
-    MaybeRelease r(numel(vgg) + numel(vw));
+    MaybeRelease r(numel(grads.gates) + numel(vw));
     DISPATCH(rnn_sequence_backward, e, vw, batch_sizes.data(),
              static_cast<int64_t>(batch_sizes.size()), reverse, vg, vgh, vgc.get(), vo.get(),
-             saved.get(), vgg, vghg.get(), vgh0, vgc0.get(), vgw.get());
+             saved.get(), grads);
   });
   // ---- upsampling
   // NCHW; mode 0 nearest, 1 nearest-exact, 2 bilinear; a scale <= 0 means the output

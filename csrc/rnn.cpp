@@ -444,6 +444,26 @@ void route_state_grad(const View& grad, const View* prev, const View& initial, i
     copy(row_block(grad, carried, n - carried), row_block(initial, carried, n - carried));
 }
 
+// sum[j] += the sum over the rows of column j (rows contiguous): a bias gradient
+// gathered while a step's gate gradients are in cache.
+template <class T>
+void add_column_sums(const View& rows, std::vector<double>& sum) {
+  const auto r = rows_of<const T>(rows);
+  double* s = sum.data();
+  const int64_t cols = static_cast<int64_t>(sum.size());
+  for (int64_t b = 0; b < rows.shape[0]; ++b) {
+    const T* row = r[b];
+#pragma omp simd
+    for (int64_t j = 0; j < cols; ++j) s[j] += row[j];
+  }
+}
+
+template <class T>
+void store(const std::vector<double>& sum, const View& out) {
+  T* o = static_cast<T*>(out.data);
+  for (size_t j = 0; j < sum.size(); ++j) o[j] = static_cast<T>(sum[j]);
+}
+
 template <class T>
 std::vector<T> sequence_bias(RnnMode mode, const View* bi, const View* bh, int64_t H) {
   return mode == RnnMode::gru ? gru_bias<T>(bi, bh, H) : bias_sum<T>(bi, bh, gate_count(mode) * H);
@@ -489,10 +509,12 @@ void sequence_forward(const Layer& L, const View& ig, const View& w_hh, const Vi
 template <class T>
 void sequence_backward(const Layer& L, const View& w_hh, const View& grad_out,
                        const View& grad_h_n, const View* grad_c_n, const View* out,
-                       const RnnSaved& sv, const View& gg, const View* ghg, const View& gh0,
-                       const View* gc0, const View* gw) {
+                       const RnnSaved& sv, const RnnGrads& grads) {
   const int64_t B = L.batch, H = L.hidden;
   const bool lstm = L.mode == RnnMode::lstm, gru = L.mode == RnnMode::gru;
+  const View &gg = grads.gates, *ghg = grads.hidden_gates, &gh0 = grads.h0, *gc0 = grads.c0;
+  const bool biases = grads.input_bias || grads.hidden_bias;
+  std::vector<double> sum_i(biases ? L.gates * H : 0), sum_h(biases && gru ? L.gates * H : 0);
   // state: the gradient of the hidden state leaving the step being run (rows of sequences
   // ending there start as grad_h_n and are never overwritten before); dh adds grad_out.
   Matrix<T> state(B, H), dh(B, H), dc_state(lstm ? B : 0, H), dc(lstm ? B : 0, H);
@@ -519,8 +541,12 @@ void sequence_backward(const Layer& L, const View& w_hh, const View& grad_out,
     // (GRU: s holds the direct part dh * z, the product is added.)
     matmul(dhidden, w_hh, s, gru);
     route_state_grad(s, nullptr, gh0, st.carried);
+    if (biases) add_column_sums<T>(dg, sum_i);
+    if (biases && gru) add_column_sums<T>(dhidden, sum_h);
   }
-  if (gw) matmul(transposed(gru ? *ghg : gg), *sv.h_prev, *gw, false);
+  if (grads.w_hh) matmul(transposed(gru ? *ghg : gg), *sv.h_prev, *grads.w_hh, false);
+  if (grads.input_bias) store<T>(sum_i, *grads.input_bias);
+  if (grads.hidden_bias) store<T>(gru ? sum_h : sum_i, *grads.hidden_bias);
 }
 
 }  // namespace
@@ -660,31 +686,31 @@ void rnn_sequence_forward(RnnMode mode, const View& input_gates, const View& w_h
 void rnn_sequence_backward(RnnMode mode, const View& w_hh, const int64_t* batch_sizes,
                            int64_t steps, bool reverse, const View& grad_out,
                            const View& grad_h_n, const View* grad_c_n, const View* out,
-                           const RnnSaved& saved, const View& grad_gates,
-                           const View* grad_hidden_gates, const View& grad_h0,
-                           const View* grad_c0, const View* grad_w_hh) {
+                           const RnnSaved& saved, const RnnGrads& grads) {
   const char* op = "rnn_sequence_backward";
-  const Check rows(op, grad_out, grad_out.dtype), states(op, grad_h0, grad_out.dtype);
-  const Layer L = make_layer(op, mode, grad_out, grad_h0, w_hh, batch_sizes, steps, reverse);
+  const Check rows(op, grad_out, grad_out.dtype), states(op, grads.h0, grad_out.dtype);
+  const Layer L = make_layer(op, mode, grad_out, grads.h0, w_hh, batch_sizes, steps, reverse);
   rows.shape("grad_out", grad_out, 1);
-  rows.rows("grad_gates", grad_gates, L.gates);
+  rows.rows("grad_gates", grads.gates, L.gates);
+  rows.vector("grad_input_bias", grads.input_bias, L.gates);
+  rows.vector("grad_hidden_bias", grads.hidden_bias, L.gates);
   check_saved(rows, mode, saved);
   states.shape("grad_h_n", grad_h_n, 1);
-  states.rows("grad_h0", grad_h0, 1);
+  states.rows("grad_h0", grads.h0, 1);
   if (mode == RnnMode::lstm) {
     states.shape("grad_c_n", required(op, "grad_c_n", grad_c_n), 1);
-    states.rows("grad_c0", required(op, "grad_c0", grad_c0), 1);
+    states.rows("grad_c0", required(op, "grad_c0", grads.c0), 1);
   } else {
     refuse(op, "grad_c_n", grad_c_n);
-    refuse(op, "grad_c0", grad_c0);
+    refuse(op, "grad_c0", grads.c0);
   }
   if (mode == RnnMode::rnn_tanh || mode == RnnMode::rnn_relu)
     rows.rows("out", required(op, "out", out), 1);
   if (mode == RnnMode::gru)
-    rows.rows("grad_hidden_gates", required(op, "grad_hidden_gates", grad_hidden_gates), 3);
-  else if (grad_hidden_gates)
+    rows.rows("grad_hidden_gates", required(op, "grad_hidden_gates", grads.hidden_gates), 3);
+  else if (grads.hidden_gates)
     throw std::invalid_argument(std::string(op) + ": grad_hidden_gates is for GRU only");
-  if (grad_w_hh) {
+  if (const View* grad_w_hh = grads.w_hh) {
     rows.type("grad_w_hh", *grad_w_hh);
     if (!same_shape(*grad_w_hh, w_hh) || !is_contiguous(*grad_w_hh))
       throw std::invalid_argument(std::string(op) + ": grad_w_hh must be a contiguous array of "
@@ -693,11 +719,9 @@ void rnn_sequence_backward(RnnMode mode, const View& w_hh, const int64_t* batch_
   }
   if (L.hidden == 0) return;
   if (rows.dtype == DType::f32)
-    sequence_backward<float>(L, w_hh, grad_out, grad_h_n, grad_c_n, out, saved, grad_gates,
-                             grad_hidden_gates, grad_h0, grad_c0, grad_w_hh);
+    sequence_backward<float>(L, w_hh, grad_out, grad_h_n, grad_c_n, out, saved, grads);
   else
-    sequence_backward<double>(L, w_hh, grad_out, grad_h_n, grad_c_n, out, saved, grad_gates,
-                              grad_hidden_gates, grad_h0, grad_c0, grad_w_hh);
+    sequence_backward<double>(L, w_hh, grad_out, grad_h_n, grad_c_n, out, saved, grads);
 }
 
 }  // namespace genesis::GENESIS_ISA_NS

@@ -32,6 +32,20 @@ struct RnnSaved {
   const View* workspace = nullptr;
 };
 
+// What the sequence backward writes: gates (N, G*H), the gradient of the gate
+// pre-activations (GRU: of input_gates; hidden_gates, GRU only, of the hidden ones);
+// h0 and, LSTM only, c0 (B, H); unless nullptr, w_hh (G*H, H, contiguous) and the
+// biases (G*H, contiguous; the gate gradients summed over the rows).
+struct RnnGrads {
+  View gates;
+  const View* hidden_gates = nullptr;
+  View h0;
+  const View* c0 = nullptr;
+  const View* w_hh = nullptr;
+  const View* input_bias = nullptr;
+  const View* hidden_bias = nullptr;
+};
+
 #define GENESIS_DECLARE_RNN(ns)                                                        \
   namespace ns {                                                                       \
   /* input_gates, hidden_gates (B, 4H); cx, hy, cy (B, H); biases (4H).               \
@@ -81,17 +95,13 @@ struct RnnSaved {
                             const View& out, const View& h_n, const View* c_n,       \
                             const RnnSaved& saved);                                  \
   /* Gradients of rnn_sequence_forward from those of out (N, H), h_n and c_n (B, H;  \
-     grad_c_n LSTM only), its saved arrays and (Elman RNN only) out: grad_gates       \
-     (N, G*H) of the gate pre-activations (GRU: of input_gates; grad_hidden_gates,    \
-     GRU only, of the hidden ones), grad_h0 / grad_c0 (B, H; grad_c0 LSTM only) and,  \
-     unless nullptr, grad_w_hh (G*H, H, contiguous).  Gradients may have any strides. */ \
+     grad_c_n LSTM only; any strides), its saved arrays and (Elman RNN only) out,     \
+     written to grads. */                                                            \
   void rnn_sequence_backward(RnnMode mode, const View& w_hh, const int64_t* batch_sizes, \
                              int64_t steps, bool reverse, const View& grad_out,       \
                              const View& grad_h_n, const View* grad_c_n,              \
                              const View* out, const RnnSaved& saved,                  \
-                             const View& grad_gates, const View* grad_hidden_gates,   \
-                             const View& grad_h0, const View* grad_c0,                \
-                             const View* grad_w_hh);                                  \
+                             const RnnGrads& grads);                                  \
   }
 
 GENESIS_DECLARE_RNN(generic)

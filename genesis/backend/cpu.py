@@ -632,26 +632,29 @@ def rnn_sequence(mode, input_gates, w_hh, input_bias, hidden_bias, h0, c0, batch
 
 
 def rnn_sequence_backward(mode, grad_out, grad_h_n, grad_c_n, w_hh, out, saved, batch_sizes,
-                          reverse, need_w_hh):
+                          reverse, need_w_hh, need_input_bias, need_hidden_bias):
     """Gradients of rnn_sequence from those of out (N, H), h_n and c_n (B, H; grad_c_n
-    None unless LSTM), given its out and saved.  -> (grad_gates (N, G*H) of the gate
-    pre-activations, grad_hidden_gates (the same array except for GRU, whose hidden
-    gradient differs in the n block), grad_h0 (B, H), grad_c0 (B, H) or None unless
-    LSTM, grad_w_hh (G*H, H) or None unless need_w_hh)."""
-    n, width = grad_out.shape[0], w_hh.shape[0]
-    state = (batch_sizes[0] if len(batch_sizes) else 0, w_hh.shape[-1])
+    None unless LSTM; any strides), given its out and saved.  -> (grad_input_gates
+    (N, G*H), grad_w_hh (G*H, H), grad_input_bias, grad_hidden_bias (G*H,), grad_h0
+    (B, H), grad_c0 (B, H)), in the order of rnn_sequence's arguments; grad_w_hh and the
+    bias gradients are None unless asked for, grad_c0 unless LSTM."""
+    n, width, hidden = grad_out.shape[0], w_hh.shape[0], w_hh.shape[-1]
+    state = (batch_sizes[0] if len(batch_sizes) else 0, hidden)
     dtype = grad_out.dtype
     grad_gates = np.empty((n, width), dtype)
+    # GRU's hidden-gate gradient differs from the input-gate one in the n block.
     grad_hidden = np.empty((n, width), dtype) if mode == "GRU" else None
     grad_h0 = np.empty(state, dtype)
     grad_c0 = np.empty(state, dtype) if mode == "LSTM" else None
     grad_w_hh = np.empty(w_hh.shape, dtype) if need_w_hh else None
+    grad_bi = np.empty(width, dtype) if need_input_bias else None
+    grad_bh = np.empty(width, dtype) if need_hidden_bias else None
     _C.rnn_sequence_backward(_rnn_mode(mode), w_hh, list(batch_sizes), bool(reverse),
                              grad_out, grad_h_n, grad_c_n,
                              out if mode in ("RNN_TANH", "RNN_RELU") else None, *saved,
-                             grad_gates, grad_hidden, grad_h0, grad_c0, grad_w_hh)
-    return (grad_gates, grad_gates if grad_hidden is None else grad_hidden, grad_h0, grad_c0,
-            grad_w_hh)
+                             grad_gates, grad_hidden, grad_h0, grad_c0, grad_w_hh, grad_bi,
+                             grad_bh)
+    return grad_gates, grad_w_hh, grad_bi, grad_bh, grad_h0, grad_c0
 
 
 # ---- upsampling

@@ -1369,9 +1369,9 @@ def rnn_sequence(mode, input_gates, w_hh, input_bias, hidden_bias, h0, c0, batch
 
 
 def rnn_sequence_backward(mode, grad_out, grad_h_n, grad_c_n, w_hh, out, saved, batch_sizes,
-                          reverse, need_w_hh):
-    """See the cpu backend: -> (grad_gates, grad_hidden_gates, grad_h0, grad_c0 or None,
-    grad_w_hh or None)."""
+                          reverse, need_w_hh, need_input_bias, need_hidden_bias):
+    """See the cpu backend: -> (grad_input_gates, grad_w_hh, grad_input_bias,
+    grad_hidden_bias, grad_h0, grad_c0), None where not asked for or not LSTM."""
     h_prevs, c_prevs, cells, workspaces = saved
     lstm, gru = mode == "LSTM", mode == "GRU"
     n, width = grad_out.shape[0], w_hh.shape[0]
@@ -1403,7 +1403,9 @@ def rnn_sequence_backward(mode, grad_out, grad_h_n, grad_c_n, w_hh, out, saved, 
             binary_("add", dh_prev, dh_direct)
         _route_state_grad(dh_prev, dh_state, dh0, carried)
     grad_w_hh = matmul(permute(d_hidden, (1, 0)), h_prevs) if need_w_hh else None
-    return d_gates, d_hidden, dh0, dc0, grad_w_hh
+    grad_bi = reduce("sum", d_gates, (0,), False) if need_input_bias else None
+    grad_bh = reduce("sum", d_hidden, (0,), False) if need_hidden_bias else None
+    return d_gates, grad_w_hh, grad_bi, grad_bh, dh0, dc0
 
 
 # ------------------------------------------------------------------ normalization and dropout

@@ -126,16 +126,14 @@ class _Recurrence(Function):
     def backward(ctx, grad_out, grad_hn, grad_cn=None):
         _no_double_backward(LAYER_NAMES[ctx.mode])
         w_hh, out, *saved = [None if s is None else s._data for s in ctx.saved_tensors]
-        d_gates, d_hidden, dh0, dc0, dw = ctx.backend.rnn_sequence_backward(
+        need = ctx.needs_input_grad
+        grads = ctx.backend.rnn_sequence_backward(
             ctx.mode, grad_out._data, grad_hn._data, None if grad_cn is None else grad_cn._data,
-            w_hh, out, tuple(saved), ctx.batch_sizes, ctx.reverse, ctx.needs_input_grad[1])
-        device, need = ctx.device, ctx.needs_input_grad
-        grads = [_wrap(d_gates, device) if need[0] else None,
-                 _wrap(dw, device) if need[1] else None]
-        grads += _bias_grads(ctx, d_gates, d_hidden, 2)
-        grads += [_wrap(dh0, device) if need[4] else None,
-                  _wrap(dc0, device) if dc0 is not None and need[5] else None]
-        return tuple(grads) + (None, None, None)
+            w_hh, out, tuple(saved), ctx.batch_sizes, ctx.reverse, *need[1:4])
+        # One gradient per argument (input_gates, w_hh, b_ih, b_hh, h0, c0), then none for
+        # mode, batch_sizes and reverse.
+        return tuple(_wrap(g, ctx.device) if g is not None and needed else None
+                     for g, needed in zip(grads, need)) + (None, None, None)
 
 
 def rnn_layers(mode, data, batch_sizes, hx, cx, weights, num_layers, bidirectional,
