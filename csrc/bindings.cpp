@@ -650,6 +650,63 @@ PYBIND11_MODULE(_C, m) {
     MaybeRelease r(numel(vhy));
     DISPATCH(rnn_cell_backward, vg, vhy, relu, vgg);
   });
+  // One direction of one layer over a packed sequence (rnn.h); the saved per-row
+  // arrays the mode does not use, absent biases and initial states are None.
+  py::dict rnn_modes;
+  rnn_modes["LSTM"] = static_cast<int>(RnnMode::lstm);
+  rnn_modes["GRU"] = static_cast<int>(RnnMode::gru);
+  rnn_modes["RNN_TANH"] = static_cast<int>(RnnMode::rnn_tanh);
+  rnn_modes["RNN_RELU"] = static_cast<int>(RnnMode::rnn_relu);
+  m.attr("RNN_MODES") = rnn_modes;
+  struct SavedViews {
+    OptView h_prev, c_prev, cell, workspace;
+    SavedViews(const py::array& h, const OptArray& c, const OptArray& cy, const OptArray& ws,
+               bool writable)
+        : h_prev(h, writable), c_prev(c, writable), cell(cy, writable), workspace(ws, writable) {}
+    RnnSaved get() const { return {h_prev.get(), c_prev.get(), cell.get(), workspace.get()}; }
+  };
+  m.def("rnn_sequence_forward", [](int mode, const py::array& input_gates, const py::array& w_hh,
+                                   const OptArray& input_bias, const OptArray& hidden_bias,
+                                   const OptArray& h0, const OptArray& c0,
+                                   const std::vector<int64_t>& batch_sizes, bool reverse,
+                                   const py::array& out, const py::array& h_n,
+                                   const OptArray& c_n, const py::array& h_prev,
+                                   const OptArray& c_prev, const OptArray& cell,
+                                   const OptArray& workspace) {
+    auto vi = view_of(input_gates), vw = view_of(w_hh), vo = out_of(out), vh = out_of(h_n);
+    OptView bi(input_bias, false), bh(hidden_bias, false), vh0(h0, false), vc0(c0, false),
+        vc(c_n, true);
+    const SavedViews saved(h_prev, c_prev, cell, workspace, true);
+    const auto e = op_from_int<RnnMode>(mode, "rnn_sequence");
+    MaybeRelease r(numel(vi) + numel(vw));
+    DISPATCH(rnn_sequence_forward, e, vi, vw, bi.get(), bh.get(), vh0.get(), vc0.get(),
+             batch_sizes.data(), static_cast<int64_t>(batch_sizes.size()), reverse, vo, vh,
+             vc.get(), saved.get());
+  });
+  m.def("rnn_sequence_backward", [](int mode, const py::array& w_hh,
+                                    const std::vector<int64_t>& batch_sizes, bool reverse,
+                                    const py::array& grad_out, const py::array& grad_h_n,
+                                    const OptArray& grad_c_n, const OptArray& out,
+                                    const py::array& h_prev, const OptArray& c_prev,
+                                    const OptArray& cell, const OptArray& workspace,
+                                    const py::array& grad_gates,
+                                    const OptArray& grad_hidden_gates, const py::array& grad_h0,
+                                    const OptArray& grad_c0, const OptArray& grad_w_hh,
+                                    const OptArray& grad_input_bias,
+                                    const OptArray& grad_hidden_bias) {
+    auto vw = view_of(w_hh), vg = view_of(grad_out), vgh = view_of(grad_h_n);
+    OptView vo(out, false), vgc(grad_c_n, false), vghg(grad_hidden_gates, true),
+        vgc0(grad_c0, true), vgw(grad_w_hh, true), vgbi(grad_input_bias, true),
+        vgbh(grad_hidden_bias, true);
+    const SavedViews saved(h_prev, c_prev, cell, workspace, false);
+    const RnnGrads grads{out_of(grad_gates), vghg.get(), out_of(grad_h0), vgc0.get(),
+                         vgw.get(), vgbi.get(), vgbh.get()};
+    const auto e = op_from_int<RnnMode>(mode, "rnn_sequence");
+    MaybeRelease r(numel(grads.gates) + numel(vw));
+    DISPATCH(rnn_sequence_backward, e, vw, batch_sizes.data(),
+             static_cast<int64_t>(batch_sizes.size()), reverse, vg, vgh, vgc.get(), vo.get(),
+             saved.get(), grads);
+  });
   // ---- upsampling
   // NCHW; mode 0 nearest, 1 nearest-exact, 2 bilinear; a scale <= 0 means the output
   // size was given instead of a scale factor.

@@ -590,6 +590,73 @@ def rnn_cell_backward(grad_hy, hy, nonlinearity):
     grad_gates = np.empty(hy.shape, hy.dtype)
     _C.rnn_cell_backward(_unit_rows(grad_hy), hy, nonlinearity == "relu", grad_gates)
     return grad_gates
+
+
+# ---- whole recurrent layers
+def _rnn_mode(mode):
+    try:
+        return _C.RNN_MODES[mode]
+    except KeyError:
+        raise ValueError(f"rnn_sequence: unknown mode {mode!r} (expected one of "
+                         f"{', '.join(_C.RNN_MODES)})") from None
+
+
+def rnn_sequence(mode, input_gates, w_hh, input_bias, hidden_bias, h0, c0, batch_sizes, reverse):
+    """One direction of one recurrent layer over a packed sequence, every step in one call.
+
+    mode "LSTM", "GRU", "RNN_TANH" or "RNN_RELU" (G = 4, 3, 1, 1 gate blocks);
+    input_gates (N, G*H) = x @ W_ih^T for every packed row; w_hh (G*H, H); biases (G*H,)
+    or None; h0 / c0 (B, H) or None (zeros; c0 LSTM only), B = batch_sizes[0]; the rows
+    of step t are the first batch_sizes[t] sequences (non-increasing), the last step runs
+    first when `reverse`.  -> (out (N, H), h_n (B, H), c_n (B, H) or None unless LSTM,
+    saved): h_n / c_n hold each sequence's state after its last step, and saved is what
+    rnn_sequence_backward reads: (h_prev, c_prev, cell, workspace), per-row arrays in
+    packed order: h_prev (N, H) the hidden state entering the row's step; for LSTM c_prev
+    and cell (N, H) the cell state entering and leaving it; for LSTM and GRU workspace
+    (N, 4H) the cell kernel's; None where the mode has none.
+    """
+    lstm = mode == "LSTM"
+    n, hidden = input_gates.shape[0], w_hh.shape[-1]
+    dtype, batch = input_gates.dtype, batch_sizes[0] if len(batch_sizes) else 0
+    rows = lambda width=hidden: np.empty((n, width), dtype)  # noqa: E731
+    out, h_n = rows(), np.empty((batch, hidden), dtype)
+    c_n = np.empty((batch, hidden), dtype) if lstm else None
+    saved = (rows(), rows() if lstm else None, rows() if lstm else None,
+             rows(4 * hidden) if lstm or mode == "GRU" else None)
+    _C.rnn_sequence_forward(_rnn_mode(mode), _unit_rows(input_gates), w_hh,
+                            _cell_bias(input_bias), _cell_bias(hidden_bias),
+                            None if h0 is None else _unit_rows(h0),
+                            None if c0 is None else _unit_rows(c0), list(batch_sizes),
+                            bool(reverse), out, h_n, c_n, *saved)
+    return out, h_n, c_n, saved
+
+
+def rnn_sequence_backward(mode, grad_out, grad_h_n, grad_c_n, w_hh, out, saved, batch_sizes,
+                          reverse, need_w_hh, need_input_bias, need_hidden_bias):
+    """Gradients of rnn_sequence from those of out (N, H), h_n and c_n (B, H; grad_c_n
+    None unless LSTM; any strides), given its out and saved.  -> (grad_input_gates
+    (N, G*H), grad_w_hh (G*H, H), grad_input_bias, grad_hidden_bias (G*H,), grad_h0
+    (B, H), grad_c0 (B, H)), in the order of rnn_sequence's arguments; grad_w_hh and the
+    bias gradients are None unless asked for, grad_c0 unless LSTM."""
+    n, width, hidden = grad_out.shape[0], w_hh.shape[0], w_hh.shape[-1]
+    state = (batch_sizes[0] if len(batch_sizes) else 0, hidden)
+    dtype = grad_out.dtype
+    grad_gates = np.empty((n, width), dtype)
+    # GRU's hidden-gate gradient differs from the input-gate one in the n block.
+    grad_hidden = np.empty((n, width), dtype) if mode == "GRU" else None
+    grad_h0 = np.empty(state, dtype)
+    grad_c0 = np.empty(state, dtype) if mode == "LSTM" else None
+    grad_w_hh = np.empty(w_hh.shape, dtype) if need_w_hh else None
+    grad_bi = np.empty(width, dtype) if need_input_bias else None
+    grad_bh = np.empty(width, dtype) if need_hidden_bias else None
+    _C.rnn_sequence_backward(_rnn_mode(mode), w_hh, list(batch_sizes), bool(reverse),
+                             grad_out, grad_h_n, grad_c_n,
+                             out if mode in ("RNN_TANH", "RNN_RELU") else None, *saved,
+                             grad_gates, grad_hidden, grad_h0, grad_c0, grad_w_hh, grad_bi,
+                             grad_bh)
+    return grad_gates, grad_w_hh, grad_bi, grad_bh, grad_h0, grad_c0
+
+
 # ---- upsampling
 # NCHW.  `mode` is "nearest", "nearest-exact" or "bilinear"; `scale` holds the
 # user's (height, width) scale factors, None for an axis whose size was given.

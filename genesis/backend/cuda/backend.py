@@ -1275,6 +1275,139 @@ def rnn_cell_backward(grad_hy, hy, nonlinearity):
     return grad_gates
 
 
+# ------------------------------------------------------------------ whole recurrent layers
+# The cpu backend's rnn_sequence and its backward, same arrays: here a loop over the time
+# steps, a matmul and a cell kernel per step.
+_NONLINEARITY = {"RNN_TANH": "tanh", "RNN_RELU": "relu"}
+
+
+def _rnn_plan(batch_sizes, reverse):
+    """(first row, rows, rows carried from the step run before) per time step, in the
+    order the steps run.  Carried rows continue sequences of that step; the others start
+    from the initial state (all rows at the first step; for the reverse direction also the
+    longer sequences joining as the batch grows)."""
+    offsets, start = [], 0
+    for n in batch_sizes:
+        offsets.append(start)
+        start += n
+    order = range(len(batch_sizes) - 1, -1, -1) if reverse else range(len(batch_sizes))
+    plan, prev = [], 0
+    for t in order:
+        n = batch_sizes[t]
+        plan.append((offsets[t], n, min(n, prev)))
+        prev = n
+    return plan
+
+
+def _head(x, start, stop):
+    return view_index(x, (slice(start, stop),))
+
+
+def _enter_state(dst, prev, initial, carried):
+    """dst (n, H) = the state entering a step: rows < carried of the step run before
+    (`prev`), the rest from `initial` (zeros when None)."""
+    n = dst.shape[0]
+    if carried:
+        copy_into(_head(dst, 0, carried), _head(prev, 0, carried))
+    if carried < n:
+        if initial is None:
+            fill_(_head(dst, carried, n), 0)
+        else:
+            copy_into(_head(dst, carried, n), _head(initial, carried, n))
+
+
+def _route_state_grad(grad, prev, initial, carried):
+    """A step's state gradient (n, H): rows < carried to the step run before (`prev`),
+    the rest to the initial state's gradient."""
+    n = grad.shape[0]
+    if carried:
+        copy_into(_head(prev, 0, carried), _head(grad, 0, carried))
+    if carried < n:
+        copy_into(_head(initial, carried, n), _head(grad, carried, n))
+
+
+def rnn_sequence(mode, input_gates, w_hh, input_bias, hidden_bias, h0, c0, batch_sizes, reverse):
+    """See the cpu backend: -> (out, h_n, c_n or None, saved (h_prev, c_prev, cell,
+    workspace))."""
+    lstm = mode == "LSTM"
+    n, hidden = input_gates.shape[0], w_hh.shape[-1]
+    dtype, batch = input_gates.dtype, batch_sizes[0]
+    out, h_n = _empty((n, hidden), dtype), _empty((batch, hidden), dtype)
+    c_n = _empty((batch, hidden), dtype) if lstm else None
+    h_prevs = _empty((n, hidden), dtype)
+    c_prevs, cells = (_empty((n, hidden), dtype), _empty((n, hidden), dtype)) if lstm else \
+        (None, None)
+    workspaces = _empty((n, 4 * hidden), dtype) if lstm or mode == "GRU" else None
+    w_t = contiguous(permute(w_hh, (1, 0)))
+    plan = _rnn_plan(batch_sizes, reverse)
+    prev = (0, 0)
+    for k, (first, size, carried) in enumerate(plan):
+        rows = (first, first + size)
+        h_prev = _head(h_prevs, *rows)
+        _enter_state(h_prev, _head(out, *prev), h0, carried)
+        gates, hidden_gates = _head(input_gates, *rows), matmul(h_prev, w_t)
+        if lstm:
+            c_prev = _head(c_prevs, *rows)
+            _enter_state(c_prev, _head(cells, *prev), c0, carried)
+            h, c, ws = lstm_cell(gates, hidden_gates, c_prev, input_bias, hidden_bias)
+            copy_into(_head(cells, *rows), c)
+        elif mode == "GRU":
+            h, ws = gru_cell(gates, hidden_gates, h_prev, input_bias, hidden_bias)
+        else:
+            h = rnn_cell(gates, hidden_gates, input_bias, hidden_bias, _NONLINEARITY[mode])
+        if workspaces is not None:
+            copy_into(_head(workspaces, *rows), ws)
+        copy_into(_head(out, *rows), h)
+        # rows whose sequence ends here (the next step runs fewer rows)
+        ends = min(plan[k + 1][1], size) if k + 1 < len(plan) else 0
+        if ends < size:
+            copy_into(_head(h_n, ends, size), _head(h, ends, size))
+            if lstm:
+                copy_into(_head(c_n, ends, size), _head(c, ends, size))
+        prev = rows
+    return out, h_n, c_n, (h_prevs, c_prevs, cells, workspaces)
+
+
+def rnn_sequence_backward(mode, grad_out, grad_h_n, grad_c_n, w_hh, out, saved, batch_sizes,
+                          reverse, need_w_hh, need_input_bias, need_hidden_bias):
+    """See the cpu backend: -> (grad_input_gates, grad_w_hh, grad_input_bias,
+    grad_hidden_bias, grad_h0, grad_c0), None where not asked for or not LSTM."""
+    h_prevs, c_prevs, cells, workspaces = saved
+    lstm, gru = mode == "LSTM", mode == "GRU"
+    n, width = grad_out.shape[0], w_hh.shape[0]
+    dtype = grad_out.dtype
+    d_gates = _empty((n, width), dtype)
+    d_hidden = _empty((n, width), dtype) if gru else d_gates
+    dh_state = copy(grad_h_n)
+    dc_state = copy(grad_c_n) if lstm else None
+    dh0 = _empty(dh_state.shape, dtype)
+    dc0 = _empty(dh_state.shape, dtype) if lstm else None
+    plan = _rnn_plan(batch_sizes, reverse)
+    for first, size, carried in reversed(plan):
+        rows = (first, first + size)
+        dh = binary("add", _head(grad_out, *rows), _head(dh_state, 0, size))
+        if lstm:
+            dg, dc_prev = lstm_cell_backward(dh, _head(dc_state, 0, size), _head(c_prevs, *rows),
+                                             _head(cells, *rows), _head(workspaces, *rows))
+            _route_state_grad(dc_prev, dc_state, dc0, carried)
+            dgh = dg
+        elif gru:
+            dg, dgh, dh_direct = gru_cell_backward(dh, _head(h_prevs, *rows),
+                                                   _head(workspaces, *rows))
+            copy_into(_head(d_hidden, *rows), dgh)
+        else:
+            dg = dgh = rnn_cell_backward(dh, _head(out, *rows), _NONLINEARITY[mode])
+        copy_into(_head(d_gates, *rows), dg)
+        dh_prev = matmul(dgh, w_hh)
+        if gru:
+            binary_("add", dh_prev, dh_direct)
+        _route_state_grad(dh_prev, dh_state, dh0, carried)
+    grad_w_hh = matmul(permute(d_hidden, (1, 0)), h_prevs) if need_w_hh else None
+    grad_bi = reduce("sum", d_gates, (0,), False) if need_input_bias else None
+    grad_bh = reduce("sum", d_hidden, (0,), False) if need_hidden_bias else None
+    return d_gates, grad_w_hh, grad_bi, grad_bh, dh0, dc0
+
+
 # ------------------------------------------------------------------ normalization and dropout
 # The counterparts of the cpu backend's functions (kernels/norm.cu, kernels/random.cu):
 # inputs are made contiguous, per-channel vectors may be strided, statistics are

@@ -10,11 +10,12 @@ cell computed by one fused kernel per step (`backend.lstm_cell`, `gru_cell`,
 
 `lstm_cell`, `gru_cell`, `rnn_tanh_cell` and `rnn_relu_cell` (PyTorch's `torch.*_cell`
 signatures) are one step; `_Recurrence` runs one direction of one layer over a whole
-sequence, so that its backward sums the weight gradient of every step in a single
-GEMM (dW_hh = dG^T @ H_prev over all rows) and only dh_prev = dG_t @ W_hh remains per
-step.  Sequences are packed (PyTorch's `PackedSequence` layout): the rows of step t
-are the first batch_sizes[t] sequences, batch_sizes non-increasing; a padded batch is
-the special case of equal sizes.
+sequence in one backend call (`rnn_sequence`: the time loop runs in the kernels), whose
+backward sums the weight gradient of every step in a single GEMM (dW_hh = dG^T @ H_prev
+over all rows), so that only dh_prev = dG_t @ W_hh remains per step.  Sequences are
+packed (PyTorch's `PackedSequence` layout): the rows of step t are the first
+batch_sizes[t] sequences, batch_sizes non-increasing; a padded batch is the special case
+of equal sizes.
 
 The backward of every Function here is computed by the fused kernels and is not
 itself differentiable: create_graph=True through them raises.
@@ -104,26 +105,9 @@ class FusedRNNCell(Function):
 
 
 # ---------------------------------------------------------------- one layer, all steps
-def _steps(batch_sizes, reverse):
-    """(first row, rows, rows carried from the previously processed step) per time
-    step, in the order the steps run.  Carried rows continue sequences of that step; the others
-    start from the initial state (all rows at the first step; for the reverse
-    direction also the longer sequences joining as the batch grows)."""
-    offsets, start = [], 0
-    for n in batch_sizes:
-        offsets.append(start)
-        start += n
-    order = range(len(batch_sizes) - 1, -1, -1) if reverse else range(len(batch_sizes))
-    plan, prev = [], 0
-    for t in order:
-        n = batch_sizes[t]
-        plan.append((offsets[t], n, min(n, prev)))
-        prev = n
-    return plan
-
-
 class _Recurrence(Function):
-    """One direction of one layer over a packed sequence.
+    """One direction of one layer over a packed sequence: one backend call
+    (`rnn_sequence`, every time step) forward and one backward.
 
     input_gates (N, G*H) = x @ W_ih^T for every row of the sequence (no bias),
     w_hh (G*H, H), biases (G*H,) or None, h0 / c0 (B, H) or None (zeros; c0 only for
@@ -132,135 +116,24 @@ class _Recurrence(Function):
     """
 
     def forward(ctx, input_gates, w_hh, b_ih, b_hh, h0, c0, mode, batch_sizes, reverse):
-        be = ctx.backend
-        batch, hidden = batch_sizes[0], w_hh.shape[1]
-        dtype = input_gates.dtype
-        lstm = mode == "LSTM"
-        if h0 is None:
-            h0 = be.full((batch, hidden), 0, dtype)
-        if lstm and c0 is None:
-            c0 = be.full((batch, hidden), 0, dtype)
-        w_t = be.contiguous(be.permute(w_hh, (1, 0)))  # packed faster by every step's GEMM
-        plan = _steps(batch_sizes, reverse)
-        out = be.empty((input_gates.shape[0], hidden), dtype)
-        h_n = be.empty((batch, hidden), dtype)
-        c_n = be.empty((batch, hidden), dtype) if lstm else None
-        h_prevs, c_prevs, hs, cs, workspaces = [], [], [], [], []
-        h = c = None
-        for k, (first, n, carried) in enumerate(plan):
-            rows = (slice(first, first + n),)
-            h_prev = _state(be, h, h0, n, carried)
-            gates = be.view_index(input_gates, rows)
-            hidden_gates = be.matmul(h_prev, w_t)
-            if lstm:
-                c_prev = _state(be, c, c0, n, carried)
-                h, c, ws = be.lstm_cell(gates, hidden_gates, c_prev, b_ih, b_hh)
-                c_prevs.append(c_prev)
-                cs.append(c)
-                workspaces.append(ws)
-            elif mode == "GRU":
-                h, ws = be.gru_cell(gates, hidden_gates, h_prev, b_ih, b_hh)
-                workspaces.append(ws)
-            else:
-                h = be.rnn_cell(gates, hidden_gates, b_ih, b_hh, _NONLINEARITY[mode])
-                hs.append(h)
-            be.copy_into(be.view_index(out, rows), h)
-            # rows whose sequence ends here (the next step runs fewer rows)
-            ends = min(plan[k + 1][1], n) if k + 1 < len(plan) else 0
-            if ends < n:
-                be.copy_into(be.view_index(h_n, (slice(ends, n),)),
-                             be.view_index(h, (slice(ends, n),)))
-                if lstm:
-                    be.copy_into(be.view_index(c_n, (slice(ends, n),)),
-                                 be.view_index(c, (slice(ends, n),)))
-            h_prevs.append(h_prev)
-        ctx.mode, ctx.plan = mode, plan
-        # One array per step in each list, in the order the steps ran.
-        per_step = {"LSTM": (h_prevs, c_prevs, cs, workspaces),
-                    "GRU": (h_prevs, workspaces)}.get(mode, (h_prevs, hs))
-        ctx.save_for_backward(w_hh, *(a for arrays in per_step for a in arrays))
-        return (out, h_n, c_n) if lstm else (out, h_n)
+        out, h_n, c_n, saved = ctx.backend.rnn_sequence(mode, input_gates, w_hh, b_ih, b_hh,
+                                                        h0, c0, batch_sizes, reverse)
+        ctx.mode, ctx.batch_sizes, ctx.reverse = mode, batch_sizes, reverse
+        # The Elman RNN's backward reads its output; the other modes keep theirs in saved.
+        ctx.save_for_backward(w_hh, out if mode in _NONLINEARITY else None, *saved)
+        return (out, h_n, c_n) if mode == "LSTM" else (out, h_n)
 
     def backward(ctx, grad_out, grad_hn, grad_cn=None):
         _no_double_backward(LAYER_NAMES[ctx.mode])
-        be, device, mode, plan = ctx.backend, ctx.device, ctx.mode, ctx.plan
-        saved = [s._data for s in ctx.saved_tensors]
-        w_hh, n = saved[0], len(plan)
-        per_step = [saved[i:i + n] for i in range(1, len(saved), n)]
-        lstm = mode == "LSTM"
-        if lstm:
-            h_prevs, c_prevs, cs, workspaces = per_step
-        elif mode == "GRU":
-            h_prevs, workspaces = per_step
-        else:
-            h_prevs, hs = per_step
-        need_w = ctx.needs_input_grad[1]
-        grad_out = grad_out._data
-        rows_total, width = grad_out.shape[0], w_hh.shape[0]
-        dtype = grad_out.dtype
-        d_gates = be.empty((rows_total, width), dtype)
-        # GRU's hidden-gate gradient differs from the input-gate one in the n block.
-        d_hidden = be.empty((rows_total, width), dtype) if mode == "GRU" else d_gates
-        h_prev_all = be.empty((rows_total, w_hh.shape[1]), dtype) if need_w else None
-        dh_state = be.copy(grad_hn._data)
-        dc_state = be.copy(grad_cn._data) if lstm else None
-        dh0 = be.full(dh_state.shape, 0, dtype)
-        dc0 = be.full(dh_state.shape, 0, dtype) if lstm else None
-        for k in range(n - 1, -1, -1):
-            first, size, carried = plan[k]
-            rows, head = (slice(first, first + size),), (slice(0, size),)
-            dh = be.binary("add", be.view_index(grad_out, rows), be.view_index(dh_state, head))
-            if lstm:
-                dg, dc_prev = be.lstm_cell_backward(dh, be.view_index(dc_state, head),
-                                                    c_prevs[k], cs[k], workspaces[k])
-                dh_prev = be.matmul(dg, w_hh)
-                be.copy_into(be.view_index(d_gates, rows), dg)
-                _carry(be, dc_state, dc0, dc_prev, carried, size)
-            elif mode == "GRU":
-                dg, dgh, dh_direct = be.gru_cell_backward(dh, h_prevs[k], workspaces[k])
-                dh_prev = be.binary_("add", be.matmul(dgh, w_hh), dh_direct)
-                be.copy_into(be.view_index(d_gates, rows), dg)
-                be.copy_into(be.view_index(d_hidden, rows), dgh)
-            else:
-                dg = be.rnn_cell_backward(dh, hs[k], _NONLINEARITY[mode])
-                dh_prev = be.matmul(dg, w_hh)
-                be.copy_into(be.view_index(d_gates, rows), dg)
-            _carry(be, dh_state, dh0, dh_prev, carried, size)
-            if need_w:
-                be.copy_into(be.view_index(h_prev_all, rows), h_prevs[k])
-        grads = [_wrap(d_gates, device) if ctx.needs_input_grad[0] else None,
-                 _wrap(be.matmul(be.permute(d_hidden, (1, 0)), h_prev_all), device)
-                 if need_w else None]
-        grads += _bias_grads(ctx, d_gates, d_hidden, 2)
-        grads += [_wrap(dh0, device) if ctx.needs_input_grad[4] else None,
-                  _wrap(dc0, device) if lstm and ctx.needs_input_grad[5] else None]
-        return tuple(grads) + (None, None, None)
-
-
-def _state(be, prev, initial, n, carried):
-    """The (n, H) state entering a step: the previous step's first `carried` rows,
-    then rows carried..n of the initial state."""
-    if carried == n:
-        return prev if prev.shape[0] == n else be.view_index(prev, (slice(0, n),))
-    if carried == 0:
-        return initial if initial.shape[0] == n else be.view_index(initial, (slice(0, n),))
-    state = be.empty((n, initial.shape[1]), initial.dtype)
-    be.copy_into(be.view_index(state, (slice(0, carried),)),
-                 be.view_index(prev, (slice(0, carried),)))
-    be.copy_into(be.view_index(state, (slice(carried, n),)),
-                 be.view_index(initial, (slice(carried, n),)))
-    return state
-
-
-def _carry(be, state, initial_grad, grad, carried, n):
-    """Route a step's state gradient (n, H): rows < carried to the previous step,
-    the rest to the initial state."""
-    if carried:
-        be.copy_into(be.view_index(state, (slice(0, carried),)),
-                     be.view_index(grad, (slice(0, carried),)))
-    if carried < n:
-        be.copy_into(be.view_index(initial_grad, (slice(carried, n),)),
-                     be.view_index(grad, (slice(carried, n),)))
+        w_hh, out, *saved = [None if s is None else s._data for s in ctx.saved_tensors]
+        need = ctx.needs_input_grad
+        grads = ctx.backend.rnn_sequence_backward(
+            ctx.mode, grad_out._data, grad_hn._data, None if grad_cn is None else grad_cn._data,
+            w_hh, out, tuple(saved), ctx.batch_sizes, ctx.reverse, *need[1:4])
+        # One gradient per argument (input_gates, w_hh, b_ih, b_hh, h0, c0), then none for
+        # mode, batch_sizes and reverse.
+        return tuple(_wrap(g, ctx.device) if g is not None and needed else None
+                     for g, needed in zip(grads, need)) + (None, None, None)
 
 
 def rnn_layers(mode, data, batch_sizes, hx, cx, weights, num_layers, bidirectional,
