@@ -121,7 +121,11 @@ def test_loader_visits_every_sample_once(n, batch_size, drop_last, shuffle, seed
                         drop_last=drop_last, generator=G.Generator().manual_seed(seed))
     sizes = [b[0].shape[0] for b in loader]
     assert len(sizes) == len(loader)
-    assert all(s == batch_size for s in sizes[:-1]) and 0 < sizes[-1] <= batch_size
+    assert all(s == batch_size for s in sizes[:-1])
+    if sizes:  # drop_last with fewer samples than a batch yields no batch at all
+        assert 0 < sizes[-1] <= batch_size
+    else:
+        assert drop_last and n < batch_size
     order = _order(loader)
     expected = n - n % batch_size if drop_last else n
     assert len(order) == expected and len(set(order)) == expected
