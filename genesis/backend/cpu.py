@@ -185,6 +185,10 @@ def softmax_backward(y, grad, dim, log):
 # ------------------------------------------------------------------ linear algebra
 def matmul(a, b):
     """a[..., M, K] @ b[..., K, N] with broadcast batch dims (both at least 2-D)."""
+    if a.ndim == 2 and b.ndim == 2:
+        out = np.empty((a.shape[0], b.shape[1]), a.dtype)
+        _C.matmul(a, b, out, False)
+        return out
     batch = a.shape[:-2] if a.shape[:-2] == b.shape[:-2] else \
         np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     out = np.empty(batch + (a.shape[-2], b.shape[-1]), a.dtype)

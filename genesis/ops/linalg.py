@@ -30,6 +30,10 @@ def matmul(input, other):
     and the extra dim removed afterwards; batch dims broadcast."""
     if not isinstance(input, Tensor) or not isinstance(other, Tensor):
         raise TypeError("matmul: both operands must be Tensors")
+    a, b = input._data, other._data
+    if (a.ndim == 2 and b.ndim == 2 and a.shape[1] == b.shape[0] and a.dtype == b.dtype
+            and a.dtype.kind == "f"):
+        return Matmul.apply(input, other)  # the common case, without the checks below
     if input.ndim == 0 or other.ndim == 0:
         raise RuntimeError("matmul: both arguments to matmul need to be at least 1D, but they "
                            f"are {input.ndim}D and {other.ndim}D")

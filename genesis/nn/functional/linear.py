@@ -41,6 +41,11 @@ class Linear(Function):
 def linear(input, weight, bias=None):
     """input @ weight.T + bias: `input` (*, in_features), `weight` (out_features,
     in_features) or (in_features,), `bias` (out_features,) or None."""
+    x, w = input._data, weight._data
+    if (x.ndim == 2 and w.ndim == 2 and x.shape[1] == w.shape[1] and x.dtype == w.dtype
+            and x.dtype.kind == "f" and (bias is None or (bias._data.shape == w.shape[:1]
+                                                          and bias._data.dtype == w.dtype))):
+        return Linear.apply(input, weight, bias)  # the common case, without the checks below
     if weight.ndim not in (1, 2):
         raise RuntimeError(f"linear: weight must be 1-D or 2-D, got {weight.ndim}-D "
                            f"of shape {list(weight.shape)}")
