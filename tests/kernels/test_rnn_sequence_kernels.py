@@ -1,6 +1,7 @@
 """Whole recurrent layers in one call (csrc/rnn.cpp rnn_sequence_forward / _backward,
-through the cpu backend's rnn_sequence) against a plain step loop written with torch
-float64 tensors, whose gradients come from torch's autograd.
+through the cpu backend's rnn_sequence) against a plain step loop written with genesis's
+general float64 ops (matmul, sigmoid, tanh, cat: none of them the fused recurrence), whose
+gradients come from autograd.
 
 Every case runs on each instruction-set copy and on 1 and 2 threads (conftest.py): odd
 sizes, packed batches that shrink (and, reversed, grow), with and without initial
@@ -9,8 +10,7 @@ cell kernels and the GEMM split their work between threads.
 """
 import numpy as np
 import pytest
-import torch
-
+import genesis as G
 from genesis import _C
 from genesis.backend import cpu
 
@@ -20,10 +20,10 @@ GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
 
 def reference(mode, gates, w_hh, b_ih, b_hh, h0, c0, batch_sizes, reverse):
-    """(out, h_n, c_n) by a step loop over torch tensors (c_n None unless LSTM)."""
+    """(out, h_n, c_n) by a step loop over genesis tensors (c_n None unless LSTM)."""
     batch, hidden = batch_sizes[0], w_hh.shape[1]
-    h = torch.zeros(batch, hidden, dtype=gates.dtype) if h0 is None else h0
-    c = torch.zeros(batch, hidden, dtype=gates.dtype) if c0 is None else c0
+    h = G.zeros(batch, hidden, dtype=gates.dtype) if h0 is None else h0
+    c = G.zeros(batch, hidden, dtype=gates.dtype) if c0 is None else c0
     b_ih = 0 if b_ih is None else b_ih
     b_hh = 0 if b_hh is None else b_hh
     offsets = np.concatenate([[0], np.cumsum(batch_sizes)])
@@ -34,20 +34,20 @@ def reference(mode, gates, w_hh, b_ih, b_hh, h0, c0, batch_sizes, reverse):
         gh = h[:n] @ w_hh.T + b_hh
         if mode == "LSTM":
             i, f, g, o = (gi + gh).chunk(4, 1)
-            c_new = torch.sigmoid(f) * c[:n] + torch.sigmoid(i) * torch.tanh(g)
-            h_new = torch.sigmoid(o) * torch.tanh(c_new)
-            c = torch.cat([c_new, c[n:]])
+            c_new = G.sigmoid(f) * c[:n] + G.sigmoid(i) * G.tanh(g)
+            h_new = G.sigmoid(o) * G.tanh(c_new)
+            c = G.cat([c_new, c[n:]])
         elif mode == "GRU":
             (ir, iz, in_), (hr, hz, hn) = gi.chunk(3, 1), gh.chunk(3, 1)
-            r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
-            cand = torch.tanh(in_ + r * hn)
+            r, z = G.sigmoid(ir + hr), G.sigmoid(iz + hz)
+            cand = G.tanh(in_ + r * hn)
             h_new = (1 - z) * cand + z * h[:n]
         else:
             pre = gi + gh
-            h_new = torch.tanh(pre) if mode == "RNN_TANH" else torch.relu(pre)
-        h = torch.cat([h_new, h[n:]])
+            h_new = G.tanh(pre) if mode == "RNN_TANH" else G.relu(pre)
+        h = G.cat([h_new, h[n:]])
         outs[t] = h_new
-    return torch.cat(outs), h, c if mode == "LSTM" else None
+    return G.cat(outs), h, c if mode == "LSTM" else None
 
 
 def run_case(mode, dtype, batch_sizes, hidden, reverse, initial, bias, seed=0):
@@ -69,10 +69,10 @@ def run_case(mode, dtype, batch_sizes, hidden, reverse, initial, bias, seed=0):
                                      cast(grads["c_n"]), cast(arrays["w_hh"]), out, saved,
                                      batch_sizes, reverse, True, bias, bias)
 
-    leaves = {k: None if a is None else torch.tensor(a, requires_grad=True)
+    leaves = {k: None if a is None else G.tensor(a, requires_grad=True)
               for k, a in arrays.items()}
     want = reference(mode, *leaves.values(), batch_sizes, reverse)
-    loss = sum((w * torch.tensor(grads[k])).sum()
+    loss = sum((w * G.tensor(grads[k])).sum()
                for k, w in zip(("out", "h_n", "c_n"), want) if w is not None)
     loss.backward()
 
