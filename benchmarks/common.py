@@ -2,9 +2,20 @@
 processes that must hold only one framework (memory.py's children) or only genesis
 (profile_step.py)."""
 import gc
+import importlib.util
 import os
+import sys
 import time
 from contextlib import contextmanager
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def find_genesis():
+    """Make `import genesis` work: an installed genesis (or one on PYTHONPATH) is used as is;
+    otherwise the one of this checkout, built in place by .ci/build-inplace."""
+    if importlib.util.find_spec("genesis") is None and ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
 
 
 @contextmanager

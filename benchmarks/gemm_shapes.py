@@ -12,13 +12,19 @@ round's GFLOP/s of each and the median over rounds of the per-round ratio, which
 figure to trust on a shared machine.  SHAPE filters, e.g. `64x128x512`.
 """
 import argparse
+import os
+import sys
 import time
 
 import numpy as np
 import torch
 
-import genesis
-from genesis import _C
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import find_genesis  # noqa: E402  (benchmarks/common.py)
+
+find_genesis()
+import genesis  # noqa: E402
+from genesis import _C  # noqa: E402
 
 SHAPES = [
     # square

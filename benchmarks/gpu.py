@@ -30,11 +30,11 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import find_genesis  # noqa: E402  (benchmarks/common.py)
 from training import lenet, mlp  # noqa: E402  (benchmarks/training.py: the same models)
+
+find_genesis()
 
 GEMM_SIZES = (512, 1024, 2048, 4096)
 ELEMENTS = 16 * 2 ** 20

@@ -43,12 +43,12 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-for _p in (ROOT, HERE):  # genesis from this tree; training.py next to this file
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+if HERE not in sys.path:  # training.py and common.py next to this file
+    sys.path.insert(0, HERE)
 import training  # noqa: E402  (numpy only: safe to import in the children)
-from common import LoadMeter  # noqa: E402
+from common import LoadMeter, find_genesis  # noqa: E402
+
+find_genesis()
 
 FRAMEWORKS = ("genesis", "torch")
 MIB = 1024 * 1024

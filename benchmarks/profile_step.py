@@ -45,8 +45,10 @@ import types
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import LoadMeter, no_gc  # noqa: E402  (imports no torch: genesis runs alone)
+from common import LoadMeter, find_genesis, no_gc  # noqa: E402  (no torch: genesis runs alone)
 import training  # noqa: E402
+
+find_genesis()
 
 import genesis  # noqa: E402
 from genesis import _C  # noqa: E402

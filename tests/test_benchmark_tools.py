@@ -10,7 +10,11 @@ import sys
 
 import pytest
 
+import genesis
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# where the genesis under test lives (installed, or this checkout built in place)
+GENESIS_PATH = os.path.dirname(os.path.dirname(os.path.abspath(genesis.__file__)))
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 MEMORY_ROWS = ("RSS after import", "baseline: import + data + model",
                "peak during training (VmHWM)", "increase during training",
@@ -21,7 +25,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
 
 
 def _run(tool, *args):
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=GENESIS_PATH)
     p = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", tool), *args],
                        capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
     assert p.returncode == 0, p.stdout + p.stderr

@@ -25,6 +25,8 @@ from genesis.backend.cuda import backend as cuda  # noqa: E402
 from genesis.backend.cuda import emulator  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+# where the genesis under test lives (installed, or this checkout built in place)
+GENESIS_PATH = str(pathlib.Path(G.__file__).resolve().parents[1])
 _DT = {"float32": G.float32, "float64": G.float64}
 
 # (optimizer, options): every switch of every kernel at least once.
@@ -241,7 +243,7 @@ def test_gradient_on_another_device_is_refused():
 # ---------------------------------------------------------------- benchmarks/gpu.py
 def test_gpu_benchmark_emulated_smoke():
     """The GPU benchmark's genesis side runs (one tiny round) on the emulated device."""
-    env = dict(os.environ, GENESIS_CUDA_EMULATE="1", PYTHONPATH=str(ROOT))
+    env = dict(os.environ, GENESIS_CUDA_EMULATE="1", PYTHONPATH=GENESIS_PATH)
     run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--emulated-smoke"],
                          capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 0, run.stderr
@@ -250,7 +252,7 @@ def test_gpu_benchmark_emulated_smoke():
 
 
 def test_gpu_benchmark_refuses_to_run_without_a_gpu():
-    env = dict(os.environ, GENESIS_CUDA_EMULATE="1", PYTHONPATH=str(ROOT))
+    env = dict(os.environ, GENESIS_CUDA_EMULATE="1", PYTHONPATH=GENESIS_PATH)
     run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py")],
                          capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode != 0
