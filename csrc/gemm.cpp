@@ -402,14 +402,21 @@ void gemm2d(int64_t M, int64_t N, int64_t K, Operand<T> a, Operand<T> b, T* c, b
     gemm_thread<T>(0, 1, 1, M, N, K, a, b, cv, accumulate, bp);
     return;
   }
-  // Split rows across threads when there are enough row panels (each thread
-  // then packs only its own A); otherwise split columns.
+  // Lay the threads out as tm x tn over (row panels) x (column panels) so that the
+  // busiest thread has the fewest micro-tiles (M = 64 is 5 row panels: split 2 + 3 rows,
+  // it would leave one thread idle 1/3 of the time); on a tie prefer splitting rows,
+  // where each thread packs only its own A.
+  const int64_t mp = ceil_div(M, BL::MR), np = ceil_div(min64(N, BL::NC), BL::NR);
   int tm = 1;
-  for (int d = nt; d >= 1; --d)
-    if (nt % d == 0 && ceil_div(M, BL::MR) >= 2 * d) {
+  int64_t best = -1;
+  for (int d = nt; d >= 1; --d) {
+    if (nt % d) continue;
+    const int64_t load = ceil_div(mp, d) * ceil_div(np, nt / d);
+    if (best < 0 || load < best) {
+      best = load;
       tm = d;
-      break;
     }
+  }
 #pragma omp parallel num_threads(nt)
   gemm_thread<T>(omp_get_thread_num(), omp_get_num_threads(), tm, M, N, K, a, b, cv, accumulate,
                  bp);
