@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "dropout.h"
 #include "elementwise.h"
 #include "gemm.h"
+#include "host_cache.h"
 #include "index.h"
 #include "loss.h"
 #include "norm.h"
@@ -157,6 +159,39 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_isa", &set_isa, "Force the instruction set kernels use (testing aid).");
   m.def("get_isa", []() { return std::string(isa_name(g_isa)); });
   m.def("best_isa", []() { return std::string(isa_name(best_isa())); });
+
+  // ------------------------------------------------------------ memory
+  // An uninitialized C-contiguous array whose memory comes from the host block
+  // cache; the capsule it keeps as its base gives the block back.
+  m.def("empty", [](const std::vector<py::ssize_t>& shape, const py::object& dtype) {
+    const py::dtype dt = py::dtype::from_args(dtype);
+    size_t bytes = static_cast<size_t>(dt.itemsize());
+    for (const py::ssize_t d : shape) {
+      if (d < 0) throw std::invalid_argument("empty: negative dimensions are not allowed");
+      if (d && bytes > (SIZE_MAX >> 1) / static_cast<size_t>(d))
+        throw std::invalid_argument("empty: array is too big");
+      bytes *= static_cast<size_t>(d);
+    }
+    void* block = host_cache::allocate(bytes);
+    py::capsule owner(block, [](void* b) { host_cache::release(b); });
+    return py::array(dt, shape, block, owner);
+  }, py::arg("shape"), py::arg("dtype"));
+  m.def("host_cache_stats", []() {
+    const host_cache::Stats s = host_cache::stats();
+    py::dict d;
+    d["cached_bytes"] = s.cached_bytes;
+    d["live_bytes"] = s.live_bytes;
+    d["limit"] = s.limit;
+    d["hits"] = s.hits;
+    d["misses"] = s.misses;
+    return d;
+  });
+  m.def("host_cache_empty", &host_cache::empty);
+  m.def("host_cache_set_limit", [](py::ssize_t bytes) {
+    if (bytes < 0) throw std::invalid_argument("set_cache_limit: nbytes must be >= 0, got " +
+                                               std::to_string(bytes));
+    host_cache::set_limit(static_cast<size_t>(bytes));
+  });
 
   // Op codes, so Python refers to kernels by name.
   py::dict unary_ops, binary_ops, reduce_ops;

@@ -13,7 +13,7 @@ from .ops import *  # noqa: F401,F403
 from . import autograd, ops
 from .ops.creation import Generator
 from .serialization import load, save
-from . import cuda, data, nn, optim
+from . import cpu, cuda, data, nn, optim
 
 long, double = int64, float64
 

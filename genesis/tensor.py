@@ -115,7 +115,10 @@ class Tensor:
         return self._version.value
 
     def _owns_memory(self):
-        return self._base is None and self._data.base is None
+        # A view's base is the array it views; memory from the host block cache has
+        # a capsule as base (genesis.backend.cpu.empty).
+        base = self._data.base
+        return self._base is None and (base is None or type(base) is not type(self._data))
 
     # ------------------------------------------------------------------ conversion
     def numpy(self):

@@ -1,8 +1,10 @@
 """CPU backend: numpy arrays supply memory and views; genesis._C computes.
 
 Each function takes and returns numpy arrays.  Nothing here does arithmetic with
-numpy: outputs are allocated with np.empty and filled by a kernel.
+numpy: outputs are allocated with `empty` and filled by a kernel.
 """
+import math
+
 import numpy as np
 
 from .. import _C
@@ -18,12 +20,21 @@ _BOOL_RESULT = frozenset(("eq", "ne", "lt", "le", "gt", "ge", "logical_and", "lo
 
 
 # ------------------------------------------------------------------ memory
+# From this many elements up, arrays come from genesis._C's host block cache
+# (csrc/host_cache.h): memory kept mapped across steps, instead of fresh pages that
+# fault on first touch.  Below it, malloc's heap already reuses memory.
+_CACHED_FROM = 1 << 14
+
+
 def empty(shape, dtype):
+    """An uninitialized C-contiguous array of `shape` (a tuple or an int) and `dtype`."""
+    if (shape if type(shape) is int else math.prod(shape)) >= _CACHED_FROM:
+        return _C.empty((shape,) if type(shape) is int else shape, dtype)
     return np.empty(shape, dtype)
 
 
 def full(shape, value, dtype):
-    out = np.empty(shape, dtype)
+    out = empty(shape, dtype)
     _C.fill(out, float(value))
     return out
 
@@ -42,7 +53,7 @@ def from_numpy(a):
 
 
 def copy(x):
-    out = np.empty(x.shape, x.dtype)
+    out = empty(x.shape, x.dtype)
     _C.copy(x, out)
     return out
 
@@ -50,7 +61,7 @@ def copy(x):
 def cast(x, dtype):
     if x.dtype == dtype:
         return x
-    out = np.empty(x.shape, dtype)
+    out = empty(x.shape, dtype)
     _C.copy(x, out)
     return out
 
@@ -106,7 +117,7 @@ def shares_memory(a, b):
 
 # ------------------------------------------------------------------ elementwise
 def unary(op, x, p0=0.0, p1=0.0):
-    out = np.empty(x.shape, np.bool_ if op == "logical_not" else x.dtype)
+    out = empty(x.shape, np.bool_ if op == "logical_not" else x.dtype)
     _C.unary(_U[op], x, out, p0, p1)
     return out
 
@@ -119,7 +130,7 @@ def unary_(op, x, p0=0.0, p1=0.0):
 
 def binary(op, a, b):
     shape = a.shape if a.shape == b.shape else np.broadcast_shapes(a.shape, b.shape)
-    out = np.empty(shape, np.bool_ if op in _BOOL_RESULT else a.dtype)
+    out = empty(shape, np.bool_ if op in _BOOL_RESULT else a.dtype)
     _C.binary(_B[op], _expand(a, shape), _expand(b, shape), out)
     return out
 
@@ -132,7 +143,7 @@ def binary_(op, a, b):
 
 def where(cond, a, b):
     shape = np.broadcast_shapes(cond.shape, a.shape, b.shape)
-    out = np.empty(shape, a.dtype)
+    out = empty(shape, a.dtype)
     _C.where(_expand(cond, shape), _expand(a, shape), _expand(b, shape), out)
     return out
 
@@ -146,7 +157,7 @@ def reduce(op, x, dims, keepdim, dtype=None):
     kept = list(x.shape)
     for d in dims:
         kept[d] = 1
-    out = np.empty(kept, dtype or x.dtype)
+    out = empty(kept, dtype or x.dtype)
     _C.reduce(_R[op], x, out)
     if not keepdim:
         out = out.reshape([s for d, s in enumerate(x.shape) if d not in dims])
@@ -156,8 +167,8 @@ def reduce(op, x, dims, keepdim, dtype=None):
 def reduce_arg(is_max, x, dim, keepdim):
     kept = list(x.shape)
     kept[dim] = 1
-    values = np.empty(kept, x.dtype)
-    indices = np.empty(kept, np.int64)
+    values = empty(kept, x.dtype)
+    indices = empty(kept, np.int64)
     _C.reduce_arg(is_max, x, dim, values, indices)
     if not keepdim:
         values, indices = np.squeeze(values, dim), np.squeeze(indices, dim)
@@ -165,19 +176,19 @@ def reduce_arg(is_max, x, dim, keepdim):
 
 
 def cumsum(x, dim):
-    out = np.empty(x.shape, x.dtype)
+    out = empty(x.shape, x.dtype)
     _C.cumsum(x, dim, out)
     return out
 
 
 def softmax(x, dim, log):
-    out = np.empty(x.shape, x.dtype)
+    out = empty(x.shape, x.dtype)
     _C.softmax(x, dim, log, out)
     return out
 
 
 def softmax_backward(y, grad, dim, log):
-    out = np.empty(y.shape, y.dtype)
+    out = empty(y.shape, y.dtype)
     _C.softmax_backward(y, grad, dim, log, out)
     return out
 
@@ -186,19 +197,19 @@ def softmax_backward(y, grad, dim, log):
 def matmul(a, b):
     """a[..., M, K] @ b[..., K, N] with broadcast batch dims (both at least 2-D)."""
     if a.ndim == 2 and b.ndim == 2:
-        out = np.empty((a.shape[0], b.shape[1]), a.dtype)
+        out = empty((a.shape[0], b.shape[1]), a.dtype)
         _C.matmul(a, b, out, False)
         return out
     batch = a.shape[:-2] if a.shape[:-2] == b.shape[:-2] else \
         np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    out = np.empty(batch + (a.shape[-2], b.shape[-1]), a.dtype)
+    out = empty(batch + (a.shape[-2], b.shape[-1]), a.dtype)
     _C.matmul(_expand(a, batch + a.shape[-2:]), _expand(b, batch + b.shape[-2:]), out, False)
     return out
 
 
 # ------------------------------------------------------------------ indexing
 def gather(x, dim, index):
-    out = np.empty(index.shape, x.dtype)
+    out = empty(index.shape, x.dtype)
     _C.gather(x, dim, index, out)
     return out
 
@@ -209,7 +220,7 @@ def scatter_add_(out, dim, index, src):
 
 
 def index_gather(x, indices):
-    out = np.empty(indices[0].shape + x.shape[len(indices):], x.dtype)
+    out = empty(indices[0].shape + x.shape[len(indices):], x.dtype)
     _C.index_gather(x, list(indices), out)
     return out
 
@@ -225,14 +236,14 @@ def broadcast_arrays(*arrays):
 
 
 def nonzero(mask):
-    out = np.empty((_C.count_nonzero(mask), mask.ndim), np.int64)
+    out = empty((_C.count_nonzero(mask), mask.ndim), np.int64)
     _C.nonzero(mask, out)
     return out
 
 
 def sort(x, dim, descending):
-    values = np.empty(x.shape, x.dtype)
-    indices = np.empty(x.shape, np.int64)
+    values = empty(x.shape, x.dtype)
+    indices = empty(x.shape, np.int64)
     _C.sort(x, dim, descending, values, indices)
     return values, indices
 
@@ -240,14 +251,14 @@ def sort(x, dim, descending):
 def topk(x, k, dim, largest):
     shape = list(x.shape)
     shape[dim] = k
-    values = np.empty(shape, x.dtype)
-    indices = np.empty(shape, np.int64)
+    values = empty(shape, x.dtype)
+    indices = empty(shape, np.int64)
     _C.topk(x, k, dim, largest, values, indices)
     return values, indices
 
 
 def one_hot(index, num_classes, dtype):
-    out = np.empty(index.shape + (num_classes,), dtype)
+    out = empty(index.shape + (num_classes,), dtype)
     _C.one_hot(index, out)
     return out
 
@@ -274,17 +285,17 @@ def permutation(n, generator):
 # statistics are updated in place in the caller's memory).  `output_mask` says which
 # of (grad_input, grad_weight, grad_bias) to compute; the others come back as None.
 def _grads_for(output_mask, x, param_shape):
-    return (np.empty(x.shape, x.dtype) if output_mask[0] else None,
-            np.empty(param_shape, x.dtype) if output_mask[1] else None,
-            np.empty(param_shape, x.dtype) if output_mask[2] else None)
+    return (empty(x.shape, x.dtype) if output_mask[0] else None,
+            empty(param_shape, x.dtype) if output_mask[1] else None,
+            empty(param_shape, x.dtype) if output_mask[2] else None)
 
 
 def batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps):
     """Batch norm of x (N, C, *) -> (out, save_mean, save_invstd), each statistic (C,).
     In training, given running statistics are updated in place."""
     x = contiguous(x)
-    out = np.empty(x.shape, x.dtype)
-    mean, invstd = np.empty(x.shape[1], x.dtype), np.empty(x.shape[1], x.dtype)
+    out = empty(x.shape, x.dtype)
+    mean, invstd = empty(x.shape[1], x.dtype), empty(x.shape[1], x.dtype)
     _C.batch_norm(x, weight, bias, running_mean, running_var, bool(training), float(momentum),
                   float(eps), out, mean, invstd)
     return out, mean, invstd
@@ -304,8 +315,8 @@ def layer_norm(x, normalized_shape, weight, bias, eps):
     x = contiguous(x)
     k = len(normalized_shape)
     stat_shape = x.shape[:x.ndim - k] + (1,) * k
-    out = np.empty(x.shape, x.dtype)
-    mean, rstd = np.empty(stat_shape, x.dtype), np.empty(stat_shape, x.dtype)
+    out = empty(x.shape, x.dtype)
+    mean, rstd = empty(stat_shape, x.dtype), empty(stat_shape, x.dtype)
     _C.layer_norm(x, k, None if weight is None else contiguous(weight),
                   None if bias is None else contiguous(bias), float(eps), out, mean, rstd)
     return out, mean, rstd
@@ -323,9 +334,9 @@ def layer_norm_backward(grad, x, normalized_shape, mean, rstd, weight, output_ma
 def group_norm(x, num_groups, weight, bias, eps):
     """Group norm of x (N, C, *) -> (out, mean, rstd), the statistics (N, num_groups)."""
     x = contiguous(x)
-    out = np.empty(x.shape, x.dtype)
-    mean = np.empty((x.shape[0], num_groups), x.dtype)
-    rstd = np.empty((x.shape[0], num_groups), x.dtype)
+    out = empty(x.shape, x.dtype)
+    mean = empty((x.shape[0], num_groups), x.dtype)
+    rstd = empty((x.shape[0], num_groups), x.dtype)
     _C.group_norm(x, int(num_groups), weight, bias, float(eps), out, mean, rstd)
     return out, mean, rstd
 
@@ -343,28 +354,28 @@ def dropout(x, u, p):
     dims followed by 1s (x's shape for dropout, (N, C, 1, ...) for dropout2d);
     mask = (u >= p) / (1 - p) has u's shape and out = x * mask."""
     x = contiguous(x)
-    out = np.empty(x.shape, x.dtype)
-    mask = np.empty(u.shape, x.dtype)
+    out = empty(x.shape, x.dtype)
+    mask = empty(u.shape, x.dtype)
     _C.dropout(x, contiguous(u), float(p), out, mask)
     return out, mask
 # ---- convolution and pooling
 # NCHW arrays.  The caller computes every output size; `padding` of the conv
 # functions is (top, bottom, left, right), the rest are (height, width) pairs.
 def conv2d(x, weight, bias, out_hw, stride, padding, dilation, groups):
-    out = np.empty((x.shape[0], weight.shape[0]) + tuple(out_hw), x.dtype)
+    out = empty((x.shape[0], weight.shape[0]) + tuple(out_hw), x.dtype)
     _C.conv2d(x, weight, bias, out, stride, padding, dilation, groups)
     return out
 
 
 def conv2d_input_grad(grad, weight, bias, input_hw, stride, padding, dilation, groups):
     """conv2d's input gradient (+ bias per channel): conv_transpose2d's forward."""
-    out = np.empty((grad.shape[0], weight.shape[1] * groups) + tuple(input_hw), grad.dtype)
+    out = empty((grad.shape[0], weight.shape[1] * groups) + tuple(input_hw), grad.dtype)
     _C.conv2d_input_grad(grad, weight, bias, out, stride, padding, dilation, groups)
     return out
 
 
 def conv2d_weight_grad(x, grad, weight_shape, stride, padding, dilation, groups):
-    out = np.empty(tuple(weight_shape), x.dtype)
+    out = empty(tuple(weight_shape), x.dtype)
     _C.conv2d_weight_grad(x, grad, out, stride, padding, dilation, groups)
     return out
 
@@ -372,40 +383,40 @@ def conv2d_weight_grad(x, grad, weight_shape, stride, padding, dilation, groups)
 def max_pool2d(x, out_hw, kernel_size, stride, padding, dilation):
     """(values, int64 indices of the maxima within each H*W plane)."""
     shape = x.shape[:2] + tuple(out_hw)
-    out, indices = np.empty(shape, x.dtype), np.empty(shape, np.int64)
+    out, indices = empty(shape, x.dtype), empty(shape, np.int64)
     _C.max_pool2d(x, out, indices, kernel_size, stride, padding, dilation)
     return out, indices
 
 
 def max_pool2d_backward(grad, indices, input_shape):
-    out = np.empty(tuple(input_shape), grad.dtype)
+    out = empty(tuple(input_shape), grad.dtype)
     _C.max_pool2d_backward(grad, indices, out)
     return out
 
 
 def avg_pool2d(x, out_hw, kernel_size, stride, padding, count_include_pad, divisor_override):
     """divisor_override 0 means none."""
-    out = np.empty(x.shape[:2] + tuple(out_hw), x.dtype)
+    out = empty(x.shape[:2] + tuple(out_hw), x.dtype)
     _C.avg_pool2d(x, out, kernel_size, stride, padding, count_include_pad, divisor_override)
     return out
 
 
 def avg_pool2d_backward(grad, input_shape, kernel_size, stride, padding, count_include_pad,
                         divisor_override):
-    out = np.empty(tuple(input_shape), grad.dtype)
+    out = empty(tuple(input_shape), grad.dtype)
     _C.avg_pool2d_backward(grad, out, kernel_size, stride, padding, count_include_pad,
                            divisor_override)
     return out
 
 
 def adaptive_avg_pool2d(x, out_hw):
-    out = np.empty(x.shape[:2] + tuple(out_hw), x.dtype)
+    out = empty(x.shape[:2] + tuple(out_hw), x.dtype)
     _C.adaptive_avg_pool2d(x, out)
     return out
 
 
 def adaptive_avg_pool2d_backward(grad, input_shape):
-    out = np.empty(tuple(input_shape), grad.dtype)
+    out = empty(tuple(input_shape), grad.dtype)
     _C.adaptive_avg_pool2d_backward(grad, out)
     return out
 # ---- optimizer updates
@@ -481,9 +492,9 @@ def cross_entropy(x, target, weight, ignore_index, label_smoothing, reduction):
     """
     n, rows = x.shape[0], x.shape[2:]
     red = _REDUCTIONS[reduction]
-    out = np.empty((n,) + rows if red == 0 else (), x.dtype)
-    lse = np.empty((n,) + rows, x.dtype)
-    total = np.empty((), np.float64)
+    out = empty((n,) + rows if red == 0 else (), x.dtype)
+    lse = empty((n,) + rows, x.dtype)
+    total = empty((), np.float64)
     x3 = _rows(x)
     rows2 = (n, x3.shape[2])
     out2 = out.reshape(rows2) if red == 0 else out
@@ -508,11 +519,11 @@ def cross_entropy_backward(grad, x, target, weight, lse, total_weight, ignore_in
     x3 = _rows(x)
     rows2 = (n, x3.shape[2])
     g2 = reshape(grad, rows2) if red == 0 else np.broadcast_to(grad, rows2)
-    grad_input = np.empty(x.shape, x.dtype)
+    grad_input = empty(x.shape, x.dtype)
     gi3 = grad_input.reshape(x3.shape)
     lse2 = reshape(lse, rows2)
     if target.dtype.kind == "f":
-        grad_target = np.empty(x.shape, x.dtype) if target_grad else None
+        grad_target = empty(x.shape, x.dtype) if target_grad else None
         _C.cross_entropy_prob_backward(
             x3, _rows(target), weight, float(label_smoothing), red, lse2, total_weight, g2, gi3,
             None if grad_target is None else grad_target.reshape(x3.shape))
@@ -540,8 +551,8 @@ def lstm_cell(input_gates, hidden_gates, cx, input_bias, hidden_bias):
     """-> (hy, cy, workspace): the new hidden and cell states (B, H) and the activated
     gates (B, 4H) that lstm_cell_backward needs."""
     cx = _unit_rows(cx)
-    hy, cy = np.empty(cx.shape, cx.dtype), np.empty(cx.shape, cx.dtype)
-    workspace = np.empty((cx.shape[0], 4 * cx.shape[1]), cx.dtype)
+    hy, cy = empty(cx.shape, cx.dtype), empty(cx.shape, cx.dtype)
+    workspace = empty((cx.shape[0], 4 * cx.shape[1]), cx.dtype)
     _C.lstm_cell(_unit_rows(input_gates), _unit_rows(hidden_gates), cx, _cell_bias(input_bias),
                  _cell_bias(hidden_bias), hy, cy, workspace)
     return hy, cy, workspace
@@ -550,8 +561,8 @@ def lstm_cell(input_gates, hidden_gates, cx, input_bias, hidden_bias):
 def lstm_cell_backward(grad_hy, grad_cy, cx, cy, workspace):
     """-> (grad_gates (B, 4H) of the pre-activations, grad_cx (B, H)); grad_hy or grad_cy
     may be None (zero)."""
-    grad_gates = np.empty(workspace.shape, workspace.dtype)
-    grad_cx = np.empty(cy.shape, cy.dtype)
+    grad_gates = empty(workspace.shape, workspace.dtype)
+    grad_cx = empty(cy.shape, cy.dtype)
     _C.lstm_cell_backward(None if grad_hy is None else _unit_rows(grad_hy),
                           None if grad_cy is None else _unit_rows(grad_cy), _unit_rows(cx), cy,
                           workspace, grad_gates, grad_cx)
@@ -561,8 +572,8 @@ def lstm_cell_backward(grad_hy, grad_cy, cx, cy, workspace):
 def gru_cell(input_gates, hidden_gates, hx, input_bias, hidden_bias):
     """-> (hy (B, H), workspace (B, 4H): r, z, n and the hidden n pre-activation)."""
     hx = _unit_rows(hx)
-    hy = np.empty(hx.shape, hx.dtype)
-    workspace = np.empty((hx.shape[0], 4 * hx.shape[1]), hx.dtype)
+    hy = empty(hx.shape, hx.dtype)
+    workspace = empty((hx.shape[0], 4 * hx.shape[1]), hx.dtype)
     _C.gru_cell(_unit_rows(input_gates), _unit_rows(hidden_gates), hx, _cell_bias(input_bias),
                 _cell_bias(hidden_bias), hy, workspace)
     return hy, workspace
@@ -572,9 +583,9 @@ def gru_cell_backward(grad_hy, hx, workspace):
     """-> (grad_input_gates, grad_hidden_gates (B, 3H), grad_hx (B, H)); grad_hx is only
     the direct part grad_hy * z (add grad_hidden_gates @ W_hh)."""
     b, h = hx.shape
-    grad_input_gates = np.empty((b, 3 * h), hx.dtype)
-    grad_hidden_gates = np.empty((b, 3 * h), hx.dtype)
-    grad_hx = np.empty((b, h), hx.dtype)
+    grad_input_gates = empty((b, 3 * h), hx.dtype)
+    grad_hidden_gates = empty((b, 3 * h), hx.dtype)
+    grad_hx = empty((b, h), hx.dtype)
     _C.gru_cell_backward(_unit_rows(grad_hy), _unit_rows(hx), workspace, grad_input_gates,
                          grad_hidden_gates, grad_hx)
     return grad_input_gates, grad_hidden_gates, grad_hx
@@ -583,7 +594,7 @@ def gru_cell_backward(grad_hy, hx, workspace):
 def rnn_cell(input_gates, hidden_gates, input_bias, hidden_bias, nonlinearity):
     """hy = tanh or relu (`nonlinearity`) of the summed pre-activations."""
     input_gates = _unit_rows(input_gates)
-    hy = np.empty(input_gates.shape, input_gates.dtype)
+    hy = empty(input_gates.shape, input_gates.dtype)
     _C.rnn_cell(input_gates, _unit_rows(hidden_gates), _cell_bias(input_bias),
                 _cell_bias(hidden_bias), nonlinearity == "relu", hy)
     return hy
@@ -591,7 +602,7 @@ def rnn_cell(input_gates, hidden_gates, input_bias, hidden_bias, nonlinearity):
 
 def rnn_cell_backward(grad_hy, hy, nonlinearity):
     """Gradient of rnn_cell's pre-activations, from its output hy."""
-    grad_gates = np.empty(hy.shape, hy.dtype)
+    grad_gates = empty(hy.shape, hy.dtype)
     _C.rnn_cell_backward(_unit_rows(grad_hy), hy, nonlinearity == "relu", grad_gates)
     return grad_gates
 
@@ -622,9 +633,9 @@ def rnn_sequence(mode, input_gates, w_hh, input_bias, hidden_bias, h0, c0, batch
     lstm = mode == "LSTM"
     n, hidden = input_gates.shape[0], w_hh.shape[-1]
     dtype, batch = input_gates.dtype, batch_sizes[0] if len(batch_sizes) else 0
-    rows = lambda width=hidden: np.empty((n, width), dtype)  # noqa: E731
-    out, h_n = rows(), np.empty((batch, hidden), dtype)
-    c_n = np.empty((batch, hidden), dtype) if lstm else None
+    rows = lambda width=hidden: empty((n, width), dtype)  # noqa: E731
+    out, h_n = rows(), empty((batch, hidden), dtype)
+    c_n = empty((batch, hidden), dtype) if lstm else None
     saved = (rows(), rows() if lstm else None, rows() if lstm else None,
              rows(4 * hidden) if lstm or mode == "GRU" else None)
     _C.rnn_sequence_forward(_rnn_mode(mode), _unit_rows(input_gates), w_hh,
@@ -645,14 +656,14 @@ def rnn_sequence_backward(mode, grad_out, grad_h_n, grad_c_n, w_hh, out, saved, 
     n, width, hidden = grad_out.shape[0], w_hh.shape[0], w_hh.shape[-1]
     state = (batch_sizes[0] if len(batch_sizes) else 0, hidden)
     dtype = grad_out.dtype
-    grad_gates = np.empty((n, width), dtype)
+    grad_gates = empty((n, width), dtype)
     # GRU's hidden-gate gradient differs from the input-gate one in the n block.
-    grad_hidden = np.empty((n, width), dtype) if mode == "GRU" else None
-    grad_h0 = np.empty(state, dtype)
-    grad_c0 = np.empty(state, dtype) if mode == "LSTM" else None
-    grad_w_hh = np.empty(w_hh.shape, dtype) if need_w_hh else None
-    grad_bi = np.empty(width, dtype) if need_input_bias else None
-    grad_bh = np.empty(width, dtype) if need_hidden_bias else None
+    grad_hidden = empty((n, width), dtype) if mode == "GRU" else None
+    grad_h0 = empty(state, dtype)
+    grad_c0 = empty(state, dtype) if mode == "LSTM" else None
+    grad_w_hh = empty(w_hh.shape, dtype) if need_w_hh else None
+    grad_bi = empty(width, dtype) if need_input_bias else None
+    grad_bh = empty(width, dtype) if need_hidden_bias else None
     _C.rnn_sequence_backward(_rnn_mode(mode), w_hh, list(batch_sizes), bool(reverse),
                              grad_out, grad_h_n, grad_c_n,
                              out if mode in ("RNN_TANH", "RNN_RELU") else None, *saved,
@@ -672,13 +683,13 @@ def _upsample_scale(scale):
 
 
 def upsample2d(x, out_hw, mode, align_corners, scale):
-    out = np.empty(x.shape[:2] + tuple(out_hw), x.dtype)
+    out = empty(x.shape[:2] + tuple(out_hw), x.dtype)
     _C.upsample2d(x, out, _UPSAMPLE_MODES[mode], bool(align_corners), _upsample_scale(scale))
     return out
 
 
 def upsample2d_backward(grad, input_shape, mode, align_corners, scale):
-    out = np.empty(tuple(input_shape), grad.dtype)
+    out = empty(tuple(input_shape), grad.dtype)
     _C.upsample2d_backward(grad, out, _UPSAMPLE_MODES[mode], bool(align_corners),
                            _upsample_scale(scale))
     return out
