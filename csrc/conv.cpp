@@ -6,11 +6,16 @@
 //   weight grad   gw[g]     +=  gy[n, g]       @  col(x[n, g])^T
 //
 // with K = C/groups * KH * KW.  A 1x1 convolution with stride 1 and no padding
-// uses x itself as the column matrix.  With enough items, threads take whole
+// uses x itself as the column matrix.  When an image has few output pixels
+// (OH*OW < kBlockColumns), an item takes a block of images side by side: their
+// columns form one wider matrix (ld = images * OH*OW), so each GEMM has enough
+// columns, and a long enough K for the weight gradient, to run at full rate;
+// outputs and output gradients go through a [OCg, images * OH*OW] scratch.  With enough items, threads take whole
 // items (each with its own column buffer and a single-threaded GEMM);
 // otherwise items run in order and the GEMM threads itself.
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -26,6 +31,8 @@ namespace {
 
 // Below this many multiply-adds the whole convolution stays on one thread.
 constexpr int64_t kParallelWork = int64_t(1) << 18;
+// Images are blocked until a block has about this many output pixels.
+constexpr int64_t kBlockColumns = 256;
 
 std::string shape_str(const View& v) {
   std::string s = "[";
@@ -183,45 +190,50 @@ inline void valid_range(int64_t off, int64_t s, int64_t W, int64_t OW, int64_t* 
   *lo = l < *hi ? l : *hi;
 }
 
-// col[K, OH*OW] from x[Cg, H, W] (strides sc, sh, sw), zeros where padded.
+// col[K, OH*OW] (rows ld apart) from x[Cg, H, W] (strides sc, sh, sw), zeros where
+// padded.  Rows are short (OW elements), so they are copied by inline loops: a call to
+// memcpy or memset per row cost more than the copy (conv.cpp is compiled with
+// -fno-tree-loop-distribute-patterns, which keeps GCC from making them calls again).
 template <class T>
-void im2col(const T* x, int64_t sc, int64_t sh, int64_t sw, const Geometry& g, T* col) {
+void im2col(const T* x, int64_t sc, int64_t sh, int64_t sw, const Geometry& g, T* col,
+            int64_t ld) {
   const ConvParams& p = g.p;
   for (int64_t c = 0; c < g.Cg; ++c)
     for (int64_t kh = 0; kh < g.KH; ++kh)
       for (int64_t kw = 0; kw < g.KW; ++kw) {
-        T* dst = col + ((c * g.KH + kh) * g.KW + kw) * g.OHW;
+        T* dst = col + ((c * g.KH + kh) * g.KW + kw) * ld;
         const int64_t off = kw * p.dilation[1] - p.pad[2];
         int64_t lo, hi;
         valid_range(off, p.stride[1], g.W, g.OW, &lo, &hi);
         for (int64_t oh = 0; oh < g.OH; ++oh, dst += g.OW) {
           const int64_t ih = oh * p.stride[0] - p.pad[0] + kh * p.dilation[0];
           if (ih < 0 || ih >= g.H) {
-            std::memset(dst, 0, sizeof(T) * g.OW);
+            for (int64_t ow = 0; ow < g.OW; ++ow) dst[ow] = T(0);
             continue;
           }
           const T* src = x + c * sc + ih * sh;
-          std::memset(dst, 0, sizeof(T) * lo);
+          for (int64_t ow = 0; ow < lo; ++ow) dst[ow] = T(0);
           if (p.stride[1] == 1 && sw == 1) {
-            std::memcpy(dst + lo, src + lo + off, sizeof(T) * (hi - lo));
+            const T* s = src + off;
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = s[ow];
           } else {
             const int64_t step = p.stride[1] * sw;
             const T* s = src + (lo * p.stride[1] + off) * sw;
             for (int64_t ow = lo; ow < hi; ++ow, s += step) dst[ow] = *s;
           }
-          std::memset(dst + hi, 0, sizeof(T) * (g.OW - hi));
+          for (int64_t ow = hi; ow < g.OW; ++ow) dst[ow] = T(0);
         }
       }
 }
 
-// gx[Cg, H, W] (C-contiguous) += col2im(col[K, OH*OW]).
+// gx[Cg, H, W] (C-contiguous) += col2im(col[K, OH*OW], rows ld apart).
 template <class T>
-void col2im(const T* col, const Geometry& g, T* gx) {
+void col2im(const T* col, const Geometry& g, T* gx, int64_t ld) {
   const ConvParams& p = g.p;
   for (int64_t c = 0; c < g.Cg; ++c)
     for (int64_t kh = 0; kh < g.KH; ++kh)
       for (int64_t kw = 0; kw < g.KW; ++kw) {
-        const T* src = col + ((c * g.KH + kh) * g.KW + kw) * g.OHW;
+        const T* src = col + ((c * g.KH + kh) * g.KW + kw) * ld;
         const int64_t off = kw * p.dilation[1] - p.pad[2];
         int64_t lo, hi;
         valid_range(off, p.stride[1], g.W, g.OW, &lo, &hi);
@@ -281,6 +293,68 @@ void bias_rows(T* out, const View* bias, int64_t first, int64_t rows, int64_t le
   }
 }
 
+// Items take blocks of `per` images (the last may have fewer): one image for pointwise
+// convolutions and for images with many output pixels, otherwise about kBlockColumns
+// pixels' worth, while keeping at least one item per thread.
+struct ImageBlocks {
+  int64_t per, count;
+  int64_t first(int64_t block) const { return block * per; }
+  int64_t size(int64_t block, int64_t N) const { return std::min(per, N - block * per); }
+};
+
+ImageBlocks image_blocks(const Geometry& g, bool pointwise, int nt) {
+  int64_t per = 1;
+  if (!pointwise && g.OHW < kBlockColumns) {
+    const int64_t blocks_needed = (nt + g.G - 1) / g.G;
+    per = std::max<int64_t>(1, std::min(kBlockColumns / g.OHW, g.N / blocks_needed));
+  }
+  return {per, (g.N + per - 1) / per};
+}
+
+// o[j, r, :] (images j = 0 .. nb-1 of a block, rows OC * OHW apart; channels r of group
+// gi) = blk[r, j * OHW ...] (rows ld apart) + the channel's bias.
+template <class T>
+void scatter_block(const T* blk, int64_t ld, int64_t nb, const Geometry& g, const View* bias,
+                   int64_t gi, T* o) {
+  for (int64_t j = 0; j < nb; ++j)
+    for (int64_t r = 0; r < g.OCg; ++r) {
+      const T v = bias ? static_cast<const T*>(bias->data)[(gi * g.OCg + r) * bias->stride[0]]
+                       : T(0);
+      const T* src = blk + r * ld + j * g.OHW;
+      T* dst = o + (j * g.OC + r) * g.OHW;
+      for (int64_t i = 0; i < g.OHW; ++i) dst[i] = src[i] + v;
+    }
+}
+
+// The output gradient of a block's images n0 .. n0+nb-1, channels of group gi, as one
+// [OCg, nb * OHW] matrix: read in place for one image, else gathered into scratch.
+template <class T>
+View gy_block(const Rows<T>& yr, int64_t n0, int64_t nb, int64_t gi, const Geometry& g) {
+  const T* first = yr.p + n0 * yr.s0 + gi * g.OCg * yr.s1;
+  if (nb == 1) return matrix(first, g.OCg, g.OHW, yr.s1, yr.sc);
+  const int64_t ld = nb * g.OHW;
+  T* blk = thread_buffer<T, 1>(g.OCg * ld);
+  for (int64_t r = 0; r < g.OCg; ++r)
+    for (int64_t j = 0; j < nb; ++j) {
+      const T* src = first + j * yr.s0 + r * yr.s1;
+      T* dst = blk + r * ld + j * g.OHW;
+      for (int64_t i = 0; i < g.OHW; ++i) dst[i] = src[i * yr.sc];
+    }
+  return matrix<T>(blk, g.OCg, ld, ld, 1);
+}
+
+// The column matrix [K, nb * OHW] of images n0 .. n0+nb-1 (group gi) in scratch.
+template <class T>
+T* block_columns(const View& x, int64_t n0, int64_t nb, int64_t gi, const Geometry& g) {
+  const int64_t ld = nb * g.OHW;
+  T* col = thread_buffer<T, 0>(g.K * ld);
+  const T* xp = static_cast<const T*>(x.data);
+  for (int64_t j = 0; j < nb; ++j)
+    im2col(xp + (n0 + j) * x.stride[0] + gi * g.Cg * x.stride[1], x.stride[1], x.stride[2],
+           x.stride[3], g, col + j * g.OHW, ld);
+  return col;
+}
+
 // ---------------------------------------------------------------- kernels
 template <class T>
 void conv2d_typed(const View& x, const View& w, const View* bias, const View& out,
@@ -291,21 +365,21 @@ void conv2d_typed(const View& x, const View& w, const View* bias, const View& ou
   int64_t xs_hw = 0;
   const bool direct = is_pointwise(g) && collapse(x, 2, 4, &xs_hw);
   const int nt = omp_get_max_threads();
-  for_items(g.N * g.G, g.N * g.OC * g.OHW * g.K, nt, [&](int64_t item, int) {
-    const int64_t n = item / g.G, gi = item % g.G;
-    const T* xg = xp + n * x.stride[0] + gi * g.Cg * x.stride[1];
-    T* o = op + (n * g.OC + gi * g.OCg) * g.OHW;
-    View b;
-    if (direct) {
-      b = matrix(xg, g.K, g.OHW, x.stride[1], xs_hw);
-    } else {
-      T* col = thread_buffer<T, 0>(g.K * g.OHW);
-      im2col(xg, x.stride[1], x.stride[2], x.stride[3], g, col);
-      b = matrix<T>(col, g.K, g.OHW, g.OHW, 1);
-    }
-    if (bias) bias_rows(o, bias, gi * g.OCg, g.OCg, g.OHW);
+  const ImageBlocks blocks = image_blocks(g, direct, nt);
+  for_items(blocks.count * g.G, g.N * g.OC * g.OHW * g.K, nt, [&](int64_t item, int) {
+    const int64_t blk = item / g.G, gi = item % g.G;
+    const int64_t n0 = blocks.first(blk), nb = blocks.size(blk, g.N), ld = nb * g.OHW;
+    T* o = op + (n0 * g.OC + gi * g.OCg) * g.OHW;
+    const View b = direct ? matrix(xp + n0 * x.stride[0] + gi * g.Cg * x.stride[1], g.K,
+                                   g.OHW, x.stride[1], xs_hw)
+                          : matrix<T>(block_columns<T>(x, n0, nb, gi, g), g.K, ld, ld, 1);
+    // One image's product goes straight into out, on top of its bias.
+    const bool blocked = nb > 1;
+    T* y = blocked ? thread_buffer<T, 1>(g.OCg * ld) : o;
+    if (bias && !blocked) bias_rows(o, bias, gi * g.OCg, g.OCg, g.OHW);
     matmul(matrix(wr.p + gi * g.OCg * wr.s0, g.OCg, g.K, wr.s0, wr.sc), b,
-           matrix<T>(o, g.OCg, g.OHW, g.OHW, 1), bias != nullptr);
+           matrix<T>(y, g.OCg, ld, ld, 1), bias && !blocked);
+    if (blocked) scatter_block(y, ld, nb, g, bias, gi, o);
   });
 }
 
@@ -317,20 +391,28 @@ void input_grad_typed(const View& gy, const View& w, const View* bias, const Vie
   T* xp = static_cast<T*>(gx.data);
   const bool direct = is_pointwise(g);
   const int nt = omp_get_max_threads();
-  for_items(g.N * g.G, g.N * g.OC * g.OHW * g.K, nt, [&](int64_t item, int) {
-    const int64_t n = item / g.G, gi = item % g.G;
+  const ImageBlocks blocks = image_blocks(g, direct, nt);
+  for_items(blocks.count * g.G, g.N * g.OC * g.OHW * g.K, nt, [&](int64_t item, int) {
+    const int64_t blk = item / g.G, gi = item % g.G;
+    const int64_t n0 = blocks.first(blk), nb = blocks.size(blk, g.N), ld = nb * g.OHW;
     const View a = matrix(wr.p + gi * g.OCg * wr.s0, g.K, g.OCg, wr.sc, wr.s0);  // w[g]^T
-    const View b = matrix(yr.p + n * yr.s0 + gi * g.OCg * yr.s1, g.OCg, g.OHW, yr.s1, yr.sc);
-    T* gxg = xp + (n * g.C + gi * g.Cg) * g.HW;
-    if (bias) bias_rows(gxg, bias, gi * g.Cg, g.Cg, g.HW);
+    const View b = gy_block(yr, n0, nb, gi, g);
     if (direct) {
+      T* gxg = xp + (n0 * g.C + gi * g.Cg) * g.HW;
+      if (bias) bias_rows(gxg, bias, gi * g.Cg, g.Cg, g.HW);
       matmul(a, b, matrix<T>(gxg, g.K, g.HW, g.HW, 1), bias != nullptr);
       return;
     }
-    if (!bias) std::memset(gxg, 0, sizeof(T) * g.Cg * g.HW);
-    T* col = thread_buffer<T, 0>(g.K * g.OHW);
-    matmul(a, b, matrix<T>(col, g.K, g.OHW, g.OHW, 1), false);
-    col2im(col, g, gxg);
+    T* col = thread_buffer<T, 0>(g.K * ld);
+    matmul(a, b, matrix<T>(col, g.K, ld, ld, 1), false);
+    for (int64_t j = 0; j < nb; ++j) {
+      T* gxg = xp + ((n0 + j) * g.C + gi * g.Cg) * g.HW;
+      if (bias)
+        bias_rows(gxg, bias, gi * g.Cg, g.Cg, g.HW);
+      else
+        std::memset(gxg, 0, sizeof(T) * g.Cg * g.HW);
+      col2im(col + j * g.OHW, g, gxg, ld);
+    }
   });
 }
 
@@ -343,26 +425,21 @@ void weight_grad_typed(const View& x, const View& gy, const View& gw, const Geom
   int64_t xs_hw = 0;
   const bool direct = is_pointwise(g) && collapse(x, 2, 4, &xs_hw);
   const int64_t work = g.N * g.OC * g.OHW * g.K;
-  const int64_t items = g.N * g.G;
   const int nt = omp_get_max_threads();
+  const ImageBlocks blocks = image_blocks(g, direct, nt);
+  const int64_t items = blocks.count * g.G;
   const bool parallel = nt > 1 && items >= nt && work >= kParallelWork;
   // Threads other than the first accumulate into their own zeroed copy of gw.
   std::vector<T> partial(parallel ? (nt - 1) * wsize : 0);
   std::memset(wp, 0, sizeof(T) * wsize);
   for_items(items, work, nt, [&](int64_t item, int t) {
-    const int64_t n = item / g.G, gi = item % g.G;
-    const T* xg = xp + n * x.stride[0] + gi * g.Cg * x.stride[1];
-    View b;
-    if (direct) {
-      b = matrix(xg, g.OHW, g.K, xs_hw, x.stride[1]);  // x[n, g]^T
-    } else {
-      T* col = thread_buffer<T, 0>(g.K * g.OHW);
-      im2col(xg, x.stride[1], x.stride[2], x.stride[3], g, col);
-      b = matrix<T>(col, g.OHW, g.K, 1, g.OHW);  // col^T
-    }
+    const int64_t blk = item / g.G, gi = item % g.G;
+    const int64_t n0 = blocks.first(blk), nb = blocks.size(blk, g.N), ld = nb * g.OHW;
+    const View b = direct ? matrix(xp + n0 * x.stride[0] + gi * g.Cg * x.stride[1], g.OHW,
+                                   g.K, xs_hw, x.stride[1])  // x[n, g]^T
+                          : matrix<T>(block_columns<T>(x, n0, nb, gi, g), ld, g.K, 1, ld);
     T* dst = (t == 0 ? wp : partial.data() + (t - 1) * wsize) + gi * g.OCg * g.K;
-    matmul(matrix(yr.p + n * yr.s0 + gi * g.OCg * yr.s1, g.OCg, g.OHW, yr.s1, yr.sc), b,
-           matrix<T>(dst, g.OCg, g.K, g.K, 1), true);
+    matmul(gy_block(yr, n0, nb, gi, g), b, matrix<T>(dst, g.OCg, g.K, g.K, 1), true);
   });
   if (!parallel) return;
 #pragma omp parallel for num_threads(nt) schedule(static) if (wsize >= (1 << 14))

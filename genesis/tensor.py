@@ -215,6 +215,10 @@ class Tensor:
         """True for float32 and float64 tensors."""
         return self.dtype.is_floating_point
 
+    def is_contiguous(self):
+        """True when the elements lie in memory in row-major order without gaps."""
+        return bool(self._data.flags.c_contiguous)
+
     # ------------------------------------------------------------------ autograd
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate d(self)/d(leaf) into the `.grad` of every leaf of the graph."""

@@ -353,6 +353,45 @@ def test_threads_and_instruction_sets(isa, threads, config):
         G.set_num_threads(saved)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("batch", [1, 7, 13])
+def test_blocks_of_small_images(threads, batch):
+    """Images with few output pixels are convolved in blocks of several images (the last
+    block partial); strided inputs and output gradients are gathered into the block."""
+    rng = np.random.default_rng(batch)
+    x_base = rng.standard_normal((batch, 6, 5, 7))  # viewed as (batch, 3, 6, 7), strided
+
+    def strided_x(dtype):
+        return x_base.astype(dtype).transpose(0, 2, 1, 3)[:, ::2]
+
+    x = strided_x(np.float64)
+    w = rng.standard_normal((4, 3, 2, 3))
+    b = rng.standard_normal(4)
+    s2, p2 = (1, 2), ((1, 1), (0, 0))
+    expected = ref_conv2d(x, w, b, s2, p2, (1, 1), 1)
+    gy_base = rng.standard_normal((expected.shape[0], expected.shape[1] + 2) + expected.shape[2:])
+    gy = gy_base[:, 1:-1]
+    gx = ref_conv_transpose2d(gy, w, stride=s2, padding=(1, 0))
+    gx = np.pad(gx, ((0, 0), (0, 0), (0, x.shape[2] - gx.shape[2]), (0, x.shape[3] - gx.shape[3])))
+    gw = ref_conv2d_weight_grad(x, gy, w.shape, s2, p2, 1)
+    saved = G.get_num_threads()
+    try:
+        G.set_num_threads(threads)
+        for dtype in (np.float32, np.float64):
+            tx = G.from_numpy(strided_x(dtype)).requires_grad_()
+            assert not tx.is_contiguous()
+            tw, tb = _tensors(dtype, w, b, requires_grad=True)
+            y = F.conv2d(tx, tw, tb, stride=s2, padding=(1, 0))
+            y.backward(G.from_numpy(gy_base.astype(dtype)[:, 1:-1]))
+            tol = _tol(dtype)
+            np.testing.assert_allclose(y.detach().numpy(), expected, **tol)
+            np.testing.assert_allclose(tx.grad.numpy(), gx, **tol)
+            np.testing.assert_allclose(tw.grad.numpy(), gw, **tol)
+            np.testing.assert_allclose(tb.grad.numpy(), gy.sum((0, 2, 3)), **tol)
+    finally:
+        G.set_num_threads(saved)
+
+
 # ------------------------------------------------------------------ errors
 def _raises(fn, *needles, exc=RuntimeError):
     with pytest.raises(exc) as e:

@@ -662,3 +662,12 @@ def test_data_is_a_detached_alias_and_can_be_replaced():
     assert x.requires_grad and x.is_floating_point() and not G.tensor([1]).is_floating_point()
     with pytest.raises(TypeError, match="must be a Tensor"):
         x.data = [1.0, 2.0]
+
+
+def test_is_contiguous_follows_the_memory_layout():
+    t = G.arange(12.0).reshape(3, 4)
+    assert t.is_contiguous()
+    assert not t.t().is_contiguous()
+    assert not t[:, ::2].is_contiguous()
+    assert t.t().contiguous().is_contiguous()
+    assert t[1:].is_contiguous()
