@@ -314,6 +314,14 @@ def ref_conv2d_weight_grad(x, gy, w_shape, stride, pads, groups):
     return gw
 
 
+def _assert_conv_results(y, tx, tw, tb, expected, gx, gw, gy, tol):
+    """conv2d's output and its input, weight and bias gradients against references."""
+    np.testing.assert_allclose(y.detach().numpy(), expected, **tol)
+    np.testing.assert_allclose(tx.grad.numpy(), gx, **tol)
+    np.testing.assert_allclose(tw.grad.numpy(), gw, **tol)
+    np.testing.assert_allclose(tb.grad.numpy(), gy.sum((0, 2, 3)), **tol)
+
+
 @pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("config", [(3, 1, 1, 1), (3, 2, 0, 2), (1, 1, 0, 1)],
@@ -343,11 +351,7 @@ def test_threads_and_instruction_sets(isa, threads, config):
             tx, tw, tb = _tensors(dtype, x, w, b, requires_grad=True)
             y = F.conv2d(tx, tw, tb, stride=stride, padding=padding, groups=groups)
             y.backward(G.tensor(gy.astype(dtype)))
-            tol = _tol(dtype)
-            np.testing.assert_allclose(y.detach().numpy(), expected, **tol)
-            np.testing.assert_allclose(tx.grad.numpy(), gx, **tol)
-            np.testing.assert_allclose(tw.grad.numpy(), gw, **tol)
-            np.testing.assert_allclose(tb.grad.numpy(), gy.sum((0, 2, 3)), **tol)
+            _assert_conv_results(y, tx, tw, tb, expected, gx, gw, gy, _tol(dtype))
     finally:
         _C.set_isa("best")
         G.set_num_threads(saved)
@@ -383,11 +387,7 @@ def test_blocks_of_small_images(threads, batch):
             tw, tb = _tensors(dtype, w, b, requires_grad=True)
             y = F.conv2d(tx, tw, tb, stride=s2, padding=(1, 0))
             y.backward(G.from_numpy(gy_base.astype(dtype)[:, 1:-1]))
-            tol = _tol(dtype)
-            np.testing.assert_allclose(y.detach().numpy(), expected, **tol)
-            np.testing.assert_allclose(tx.grad.numpy(), gx, **tol)
-            np.testing.assert_allclose(tw.grad.numpy(), gw, **tol)
-            np.testing.assert_allclose(tb.grad.numpy(), gy.sum((0, 2, 3)), **tol)
+            _assert_conv_results(y, tx, tw, tb, expected, gx, gw, gy, _tol(dtype))
     finally:
         G.set_num_threads(saved)
 
