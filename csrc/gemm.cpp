@@ -144,9 +144,9 @@ struct Scratch {
 thread_local Scratch tl_pack_a, tl_pack_b;
 
 // ---------------------------------------------------------------- micro-kernel
-// C[MR x NR] = (add ? C : 0) + A_panel[kc x MR] * B[kc x NR], B's rows ldb apart (NR in a
-// packed panel).
-template <class T, int MR, int NV>
+// C[ROWS x NR] = (add ? C : 0) + A_panel[kc x MR] (its first ROWS rows) * B[kc x NR], B's
+// rows ldb apart (NR in a packed panel).
+template <class T, int MR, int NV, int ROWS = MR>
 inline void micro_kernel(int64_t kc, const T* __restrict A, const T* __restrict B, int64_t ldb,
                          T* C, int64_t ldc, bool add) {
   using S = Simd<T>;
@@ -155,13 +155,13 @@ inline void micro_kernel(int64_t kc, const T* __restrict A, const T* __restrict 
   // C's rows lie ldc apart (often a multiple of 4 KiB, so they compete for the same
   // cache sets): start fetching them now, while the FMAs run.
 #pragma GCC unroll 32
-  for (int i = 0; i < MR; ++i) {
+  for (int i = 0; i < ROWS; ++i) {
     __builtin_prefetch(C + i * ldc, 1);
     __builtin_prefetch(C + i * ldc + NR - 1, 1);
   }
-  V acc[MR][NV];
+  V acc[ROWS][NV];
 #pragma GCC unroll 32
-  for (int i = 0; i < MR; ++i)
+  for (int i = 0; i < ROWS; ++i)
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) acc[i][j] = S::zero();
   for (int64_t k = 0; k < kc; ++k, A += MR, B += ldb) {
@@ -169,19 +169,34 @@ inline void micro_kernel(int64_t kc, const T* __restrict A, const T* __restrict 
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) b[j] = S::loadu(B + j * L);
 #pragma GCC unroll 32
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < ROWS; ++i) {
       const V a = S::set1(A[i]);
 #pragma GCC unroll 4
       for (int j = 0; j < NV; ++j) acc[i][j] = S::fma(a, b[j], acc[i][j]);
     }
   }
 #pragma GCC unroll 32
-  for (int i = 0; i < MR; ++i)
+  for (int i = 0; i < ROWS; ++i)
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) {
       T* c = C + i * ldc + j * L;
       S::storeu(c, add ? S::add(S::loadu(c), acc[i][j]) : acc[i][j]);
     }
+}
+
+// The micro-kernel for the first `rows` rows of a panel, rounded up to an even count: a
+// short last panel of A (M = 64 is 4 x 14 + 8) does not pay for MR rows of FMAs.
+template <class T, int MR, int NV, int R = 2>
+void short_panel_kernel(int64_t rows, int64_t kc, const T* A, const T* B, int64_t ldb, T* C,
+                        int64_t ldc, bool add) {
+  if constexpr (R >= MR) {
+    micro_kernel<T, MR, NV>(kc, A, B, ldb, C, ldc, add);
+  } else {
+    if (rows <= R)
+      micro_kernel<T, MR, NV, R>(kc, A, B, ldb, C, ldc, add);
+    else
+      short_panel_kernel<T, MR, NV, R + 2>(rows, kc, A, B, ldb, C, ldc, add);
+  }
 }
 
 // ---------------------------------------------------------------- packing
@@ -355,7 +370,7 @@ void gemm_thread(int tid, int nt, int tm, int64_t M, int64_t N, int64_t K, Opera
             if (m == MR && n == NR && c.cs == 1) {
               micro_kernel<T, MR, kNV>(kc, apanel, bpanel, ldb, cij, c.rs, add);
             } else {
-              micro_kernel<T, MR, kNV>(kc, apanel, bpanel, ldb, tile, NR, false);
+              short_panel_kernel<T, MR, kNV>(m, kc, apanel, bpanel, ldb, tile, NR, false);
               for (int64_t i = 0; i < m; ++i)
                 for (int64_t j = 0; j < n; ++j) {
                   T& cv = cij[i * c.rs + j * c.cs];
