@@ -32,6 +32,15 @@ _INPUT, _OUTPUT, _CONSTANT = 0, 1, 2
 _BACKENDS = {}
 
 
+def backend_of(device):
+    """The backend module of `device` (a genesis.device), cached by identity: devices are
+    interned, and this runs on every op."""
+    backend = _BACKENDS.get(id(device))
+    if backend is None:
+        backend = _BACKENDS[id(device)] = _get_backend(device)
+    return backend
+
+
 class Node:
     """A vertex of the backward graph."""
 
@@ -94,10 +103,7 @@ class Function(Node):
                 arrays.append(a)
         if device is None:
             raise TypeError(f"{cls.__name__}: expected at least one Tensor argument")
-        backend = _BACKENDS.get(id(device))
-        if backend is None:
-            backend = _BACKENDS[id(device)] = _get_backend(device)
-        ctx.backend = backend
+        ctx.backend = backend_of(device)
         ctx.device = device
         if requires_grad and STATE.enabled:
             ctx.needs_input_grad = tuple([isinstance(a, Tensor) and a._requires_grad

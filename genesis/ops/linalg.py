@@ -1,6 +1,6 @@
 """Matrix products, all through our GEMM kernel."""
 from .. import dtypes as _dt
-from ..autograd.function import Function
+from ..autograd.function import Function, backend_of
 from ..tensor import Tensor
 from ._util import as_float, broadcast_shape, sum_to_shape
 
@@ -32,8 +32,11 @@ def matmul(input, other):
         raise TypeError("matmul: both operands must be Tensors")
     a, b = input._data, other._data
     if (a.ndim == 2 and b.ndim == 2 and a.shape[1] == b.shape[0] and a.dtype == b.dtype
-            and a.dtype.kind == "f"):
-        return Matmul.apply(input, other)  # the common case, without the checks below
+            and a.dtype.kind == "f"):  # the common case, without the checks below
+        if input._requires_grad or other._requires_grad or input._device is not other._device:
+            return Matmul.apply(input, other)
+        # Nothing to differentiate: no graph node (what apply would do, minus its cost).
+        return Tensor._make(backend_of(input._device).matmul(a, b), input._device)
     if input.ndim == 0 or other.ndim == 0:
         raise RuntimeError("matmul: both arguments to matmul need to be at least 1D, but they "
                            f"are {input.ndim}D and {other.ndim}D")
