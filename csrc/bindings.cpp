@@ -65,6 +65,32 @@ View view_of(const py::array& a, bool writable = false) {
 
 View out_of(const py::array& a) { return view_of(a, true); }
 
+std::string shape_text(const View& v) {
+  std::string s = "(";
+  for (int d = 0; d < v.ndim; ++d) s += (d ? ", " : "") + std::to_string(v.shape[d]);
+  return s + (v.ndim == 1 ? ",)" : ")");
+}
+
+// Input `v` read as an operand of out's shape by numpy's broadcasting rules: missing
+// leading dims and dims of size 1 get stride 0, so Python passes inputs as they are
+// instead of building broadcast views first.
+View broadcast_as(const View& v, const View& out, const char* op) {
+  const int off = out.ndim - v.ndim;
+  View r = v;
+  r.ndim = out.ndim;
+  for (int d = out.ndim - 1; d >= 0 && off >= 0; --d) {
+    const int s = d - off;
+    const int64_t n = s >= 0 ? v.shape[s] : 1;
+    if (n != out.shape[d] && n != 1) break;
+    r.shape[d] = out.shape[d];
+    r.stride[d] = n == out.shape[d] && s >= 0 ? v.stride[s] : 0;
+    if (d == 0) return r;
+  }
+  if (out.ndim == 0 && v.ndim == 0) return r;
+  throw std::invalid_argument(std::string(op) + ": an operand of shape " + shape_text(v) +
+                              " does not broadcast to the output's shape " + shape_text(out));
+}
+
 std::vector<View> views_of(const std::vector<py::array>& arrays) {
   std::vector<View> out;
   out.reserve(arrays.size());
@@ -222,13 +248,16 @@ PYBIND11_MODULE(_C, m) {
     DISPATCH(unary, e, vx, vo, p0, p1);
   }, py::arg("op"), py::arg("x"), py::arg("out"), py::arg("p0") = 0.0, py::arg("p1") = 0.0);
   m.def("binary", [](int op, const py::array& a, const py::array& b, const py::array& out) {
-    auto va = view_of(a), vb = view_of(b), vo = out_of(out);
+    const View vo = out_of(out);
+    const View va = broadcast_as(view_of(a), vo, "binary"), vb = broadcast_as(view_of(b), vo, "binary");
     auto e = op_from_int<BinaryOp>(op, "binary");
     MaybeRelease r(numel(vo));
     DISPATCH(binary, e, va, vb, vo);
   });
   m.def("where", [](const py::array& c, const py::array& a, const py::array& b, const py::array& out) {
-    auto vc = view_of(c), va = view_of(a), vb = view_of(b), vo = out_of(out);
+    const View vo = out_of(out);
+    const View vc = broadcast_as(view_of(c), vo, "where"), va = broadcast_as(view_of(a), vo, "where"),
+               vb = broadcast_as(view_of(b), vo, "where");
     MaybeRelease r(numel(vo));
     DISPATCH(where, vc, va, vb, vo);
   });

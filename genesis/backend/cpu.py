@@ -128,24 +128,41 @@ def unary_(op, x, p0=0.0, p1=0.0):
     return x
 
 
+# The binary and where kernels broadcast their inputs to the output's shape themselves.
 def binary(op, a, b):
-    shape = a.shape if a.shape == b.shape else np.broadcast_shapes(a.shape, b.shape)
+    shape = a.shape if a.shape == b.shape else _broadcast_shape(a.shape, b.shape)
     out = empty(shape, np.bool_ if op in _BOOL_RESULT else a.dtype)
-    _C.binary(_B[op], _expand(a, shape), _expand(b, shape), out)
+    _C.binary(_B[op], a, b, out)
     return out
 
 
 def binary_(op, a, b):
     """In place: a = op(a, b), b broadcast to a's shape."""
-    _C.binary(_B[op], a, _expand(b, a.shape), a)
+    _C.binary(_B[op], a, b, a)
     return a
 
 
 def where(cond, a, b):
     shape = np.broadcast_shapes(cond.shape, a.shape, b.shape)
     out = empty(shape, a.dtype)
-    _C.where(_expand(cond, shape), _expand(a, shape), _expand(b, shape), out)
+    _C.where(cond, a, b, out)
     return out
+
+
+def _broadcast_shape(s, t):
+    """np.broadcast_shapes(s, t) for two shapes, without its cost of building arrays."""
+    if len(s) < len(t):
+        s, t = t, s
+    out = list(s)
+    off = len(s) - len(t)
+    for i, d in enumerate(t):
+        e = out[off + i]
+        if d != e:
+            if e == 1:
+                out[off + i] = d
+            elif d != 1:
+                raise ValueError(f"shapes {s} and {t} cannot be broadcast together")
+    return tuple(out)
 
 
 def _expand(x, shape):
