@@ -41,6 +41,9 @@ def operand(shape, dtype, kind):
     (1, 1, 1), (2, 3, 5), (13, 17, 31), (14, 16, 32), (15, 33, 33), (29, 7, 65),
     (64, 128, 512), (70, 255, 47), (28, 256, 64), (31, 257, 97), (97, 513, 10),
     (128, 256, 10), (10, 300, 128), (337, 40, 70),
+    # several blocks of B's columns (512 or 4096 per block, by the L2's size), of A's
+    # rows (MC = 336) and of depth (KC = 256) at once
+    (340, 300, 1037), (3, 5, 4100), (17, 260, 4133),
 ], ids=lambda v: str(v))
 def test_shapes_against_numpy(dtype, m, k, n):
     check(operand((m, k), dtype, "contig"), operand((k, n), dtype, "contig"))
