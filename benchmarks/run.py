@@ -262,6 +262,7 @@ _ELEMENTWISE = {
     "add": (3, lambda a, b, m: a + b),
     "mul": (3, lambda a, b, m: a * b),
     "exp": (2, None),
+    "copy": (2, None),
     "add_": (3, None),
 }
 
@@ -280,6 +281,8 @@ def elementwise_case(op, n):
                 return lambda: a + b
             if op == "mul":
                 return lambda: a * b
+            if op == "copy":  # into a new array: the streaming rate of an op with an output
+                return (lambda: a.copy()) if fw == "numpy" else (lambda: a.clone())
             if op == "add_":
                 a = _wrap(a_np.copy(), fw)  # each framework updates its own copy
                 if fw == "numpy":
@@ -408,7 +411,7 @@ def make_cases(quick):
     cases = [overhead_case(False), overhead_case(True)]
     sizes = [1 << 20] if quick else [1 << 20, 1 << 24]
     for n in sizes:
-        for op in ("add", "mul", "exp", "add_"):
+        for op in ("copy", "add", "mul", "exp", "add_"):
             cases.append(elementwise_case(op, n))
     cases += [sum_case(4096, 4096), softmax_case(4096, 4096), softmax_case(4096, 4096, log=True),
               cross_entropy_case(4096, 4096)]
