@@ -121,15 +121,16 @@ struct Blocking {
   static constexpr int64_t MC = MR * (sizeof(T) == 4 ? 24 : 12);
 };
 
-// NC, the columns of one packed block of B.  With a 1 MiB L2 (AMD Zen 5) a block of 512
-// columns keeps B's block in L2 beside A's: measured 5 % faster at 2048 than 4096 there.
-// With a 2 MiB L2 (the Intel Xeons genesis also runs on) 512 was 5 % slower at 2048.
-int64_t block_columns() {
-  static const int64_t nc = [] {
+// NC, the columns of one packed block of B.  On one thread with a 1 MiB L2 (AMD Zen 5),
+// blocks of 512 columns keep B's block in L2 beside A's: 3-5 % faster at 2048 than 4096.
+// With a 2 MiB L2 (the Intel Xeons genesis also runs on) 512 was 5 % slower at 2048, and
+// with two threads, whose every block costs two barriers, 2-4 % slower.
+int64_t block_columns(int nt) {
+  static const bool small_l2 = [] {
     const long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
-    return l2 > 0 && l2 < (2l << 20) ? int64_t(512) : int64_t(4096);
+    return l2 > 0 && l2 < (2l << 20);
   }();
-  return nc;
+  return nt == 1 && small_l2 ? 512 : 4096;
 }
 
 // 64-byte aligned scratch that only grows; one per thread.
@@ -351,7 +352,7 @@ void gemm_thread(int tid, int nt, int tm, int64_t M, int64_t N, int64_t K, Opera
   const bool direct_b = b.cs == 1 && (M <= MR || (M <= kDirectBRows * MR &&
                                                   (b.rs * sizeof(T)) % 2048 != 0));
 
-  const int64_t NC = block_columns();
+  const int64_t NC = block_columns(nt);
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t nc = min64(NC, N - jc), npanels = ceil_div(nc, NR);
     const int64_t q0 = npanels * tj / tn, q1 = npanels * (tj + 1) / tn;
@@ -423,9 +424,9 @@ void gemm2d(int64_t M, int64_t N, int64_t K, Operand<T> a, Operand<T> b, T* c, b
     std::swap(b.rs, b.cs);
     cv = {c, 1, M};
   }
-  const int64_t bp_elems = BL::KC * ceil_div(min64(N, block_columns()), BL::NR) * BL::NR;
-  T* bp = tl_pack_b.get<T>(bp_elems);
   const int nt = (M * N * K >= kParallelWork) ? max_threads : 1;
+  const int64_t bp_elems = BL::KC * ceil_div(min64(N, block_columns(nt)), BL::NR) * BL::NR;
+  T* bp = tl_pack_b.get<T>(bp_elems);
   if (nt <= 1) {
     gemm_thread<T>(0, 1, 1, M, N, K, a, b, cv, accumulate, bp);
     return;
@@ -434,7 +435,7 @@ void gemm2d(int64_t M, int64_t N, int64_t K, Operand<T> a, Operand<T> b, T* c, b
   // busiest thread has the fewest micro-tiles (M = 64 is 5 row panels: split 2 + 3 rows,
   // it would leave one thread idle 1/3 of the time); on a tie prefer splitting rows,
   // where each thread packs only its own A.
-  const int64_t mp = ceil_div(M, BL::MR), np = ceil_div(min64(N, block_columns()), BL::NR);
+  const int64_t mp = ceil_div(M, BL::MR), np = ceil_div(min64(N, block_columns(nt)), BL::NR);
   int tm = 1;
   int64_t best = -1;
   for (int d = nt; d >= 1; --d) {
