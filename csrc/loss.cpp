@@ -252,6 +252,13 @@ void ce_forward(const Problem& p, const View& x, const View& target, const std::
         const T* row = X + n * x.stride[0] + s * x.stride[2];
         const int64_t st = x.stride[1];
         const T m = row_max<T, Unit>(row, st, C);
+        // Rows of contiguous classes follow each other: start the next row's load
+        // now, so that it overlaps this row's exps (compute bound) instead of following
+        // them.  (Past the last row the address is outside the array: prefetches never
+        // fault.)
+        if (Unit && S == 1)
+          for (int64_t c = 0; c < C; c += 64 / int64_t(sizeof(T)))
+            __builtin_prefetch(row + x.stride[0] + c);
         constexpr int Ln = kLanes<T>;
         T sums[Ln] = {}, wzs[Ln] = {};  // sum of exp(z) and of w * z, z = x - max
         if (Smooth) {

@@ -515,11 +515,19 @@ void cumsum_typed(const View& x, int dim, const View& out) {
   });
 }
 
+// Elements of the exp pass between prefetches of the next line (see softmax_line).
+constexpr int64_t kPrefetchBlock = 256;
+
 // Softmax of one line into out.  Contiguous lines take three passes (max, exp and sum,
 // scale), each vectorized and over a line that stays in cache; strided lines are first
-// gathered into `tmp`.
+// gathered into `tmp`.  `next` is the line that follows in memory, when lines are
+// contiguous rows (else null): the exp pass, which is compute bound, fetches it a block
+// at a time, so that the next line's load from memory overlaps this line's exps instead
+// of following them.  (Past the last row it points outside the array: prefetches never
+// fault.)
 template <class T>
-void softmax_line(const T* x, int64_t sx, T* out, int64_t so, int64_t n, bool log, T* tmp) {
+void softmax_line(const T* x, int64_t sx, T* out, int64_t so, int64_t n, bool log, T* tmp,
+                  const T* next) {
   if (sx != 1) {
     for (int64_t i = 0; i < n; ++i) tmp[i] = x[i * sx];
     x = tmp;
@@ -529,19 +537,27 @@ void softmax_line(const T* x, int64_t sx, T* out, int64_t so, int64_t n, bool lo
   T m = ordered_extreme<T, true>(x, n, -std::numeric_limits<T>::infinity());
   if (m == -std::numeric_limits<T>::infinity()) m = 0;  // all -inf: 0/0 = NaN, as PyTorch
   T sum = 0;
-  if (log) {
+  for (int64_t i0 = 0; i0 < n; i0 += kPrefetchBlock) {
+    const int64_t i1 = std::min(n, i0 + kPrefetchBlock);
+    if (next)
+      for (int64_t i = i0; i < i1; i += 64 / int64_t(sizeof(T))) __builtin_prefetch(next + i);
+    if (log) {
 #pragma omp simd reduction(+ : sum)
-    for (int64_t i = 0; i < n; ++i) sum += vm::exp(x[i] - m);
+      for (int64_t i = i0; i < i1; ++i) sum += vm::exp(x[i] - m);
+    } else {
+#pragma omp simd reduction(+ : sum)
+      for (int64_t i = i0; i < i1; ++i) {
+        const T e = vm::exp(x[i] - m);
+        y[i] = e;
+        sum += e;
+      }
+    }
+  }
+  if (log) {
     const T shift = m + std::log(sum);
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) y[i] = x[i] - shift;
   } else {
-#pragma omp simd reduction(+ : sum)
-    for (int64_t i = 0; i < n; ++i) {
-      const T e = vm::exp(x[i] - m);
-      y[i] = e;
-      sum += e;
-    }
     const T inv = T(1) / sum;
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) y[i] *= inv;
@@ -556,10 +572,12 @@ void softmax_typed(const View& x, int dim, bool log, const View& out) {
   const T* xd = static_cast<const T*>(x.data);
   T* od = static_cast<T*>(out.data);
   const int64_t n = x.shape[dim], sx = x.stride[dim], so = out.stride[dim];
+  const bool rows = dim == x.ndim - 1 && is_contiguous(x);  // line after line in memory
   for_each_line(v, dim, [&](const int64_t* off) {
     thread_local std::vector<T> tmp;
     if (static_cast<int64_t>(tmp.size()) < n) tmp.resize(n);
-    softmax_line(xd + off[0], sx, od + off[1], so, n, log, tmp.data());
+    const T* line = xd + off[0];
+    softmax_line(line, sx, od + off[1], so, n, log, tmp.data(), rows ? line + n : nullptr);
   });
 }
 
