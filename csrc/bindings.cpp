@@ -76,19 +76,20 @@ std::string shape_text(const View& v) {
 // instead of building broadcast views first.
 View broadcast_as(const View& v, const View& out, const char* op) {
   const int off = out.ndim - v.ndim;
+  bool ok = off >= 0;
   View r = v;
   r.ndim = out.ndim;
-  for (int d = out.ndim - 1; d >= 0 && off >= 0; --d) {
+  for (int d = out.ndim - 1; ok && d >= 0; --d) {
     const int s = d - off;
     const int64_t n = s >= 0 ? v.shape[s] : 1;
-    if (n != out.shape[d] && n != 1) break;
+    ok = n == out.shape[d] || n == 1;
     r.shape[d] = out.shape[d];
-    r.stride[d] = n == out.shape[d] && s >= 0 ? v.stride[s] : 0;
-    if (d == 0) return r;
+    r.stride[d] = s >= 0 && n == out.shape[d] ? v.stride[s] : 0;
   }
-  if (out.ndim == 0 && v.ndim == 0) return r;
-  throw std::invalid_argument(std::string(op) + ": an operand of shape " + shape_text(v) +
-                              " does not broadcast to the output's shape " + shape_text(out));
+  if (!ok)
+    throw std::invalid_argument(std::string(op) + ": an operand of shape " + shape_text(v) +
+                                " does not broadcast to the output's shape " + shape_text(out));
+  return r;
 }
 
 std::vector<View> views_of(const std::vector<py::array>& arrays) {

@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from .. import _C
+from .._broadcast import broadcast_shape
 
 name = "cpu"
 array_type = np.ndarray
@@ -28,8 +29,10 @@ _CACHED_FROM = 1 << 14
 
 def empty(shape, dtype):
     """An uninitialized C-contiguous array of `shape` (a tuple or an int) and `dtype`."""
-    if (shape if type(shape) is int else math.prod(shape)) >= _CACHED_FROM:
-        return _C.empty((shape,) if type(shape) is int else shape, dtype)
+    if type(shape) is int:
+        shape = (shape,)
+    if math.prod(shape) >= _CACHED_FROM:
+        return _C.empty(shape, dtype)
     return np.empty(shape, dtype)
 
 
@@ -130,7 +133,7 @@ def unary_(op, x, p0=0.0, p1=0.0):
 
 # The binary and where kernels broadcast their inputs to the output's shape themselves.
 def binary(op, a, b):
-    shape = a.shape if a.shape == b.shape else _broadcast_shape(a.shape, b.shape)
+    shape = a.shape if a.shape == b.shape else broadcast_shape("binary", a.shape, b.shape)
     out = empty(shape, np.bool_ if op in _BOOL_RESULT else a.dtype)
     _C.binary(_B[op], a, b, out)
     return out
@@ -143,26 +146,11 @@ def binary_(op, a, b):
 
 
 def where(cond, a, b):
-    shape = np.broadcast_shapes(cond.shape, a.shape, b.shape)
+    shape = broadcast_shape("where", cond.shape, a.shape, b.shape)
     out = empty(shape, a.dtype)
     _C.where(cond, a, b, out)
     return out
 
-
-def _broadcast_shape(s, t):
-    """np.broadcast_shapes(s, t) for two shapes, without its cost of building arrays."""
-    if len(s) < len(t):
-        s, t = t, s
-    out = list(s)
-    off = len(s) - len(t)
-    for i, d in enumerate(t):
-        e = out[off + i]
-        if d != e:
-            if e == 1:
-                out[off + i] = d
-            elif d != 1:
-                raise ValueError(f"shapes {s} and {t} cannot be broadcast together")
-    return tuple(out)
 
 
 def _expand(x, shape):
