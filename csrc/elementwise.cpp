@@ -19,6 +19,7 @@
 #include <limits>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include "elementwise_math.h"
 
@@ -173,6 +174,13 @@ inline T& at(char* p, int64_t i, int64_t s) {
   return *reinterpret_cast<T*>(p + i * s);
 }
 
+// Functors with a 16-lane float form, `f32x16 vec(f32x16)`, run it on contiguous floats.
+template <class F, class = void>
+struct has_vec : std::false_type {};
+template <class F>
+struct has_vec<F, std::void_t<decltype(std::declval<const F&>().vec(vm::f32x16{}))>>
+    : std::true_type {};
+
 // out = f(a).  Contiguous and broadcast-scalar rows get vectorized loops.
 template <class To, class Ta, class F>
 struct Map1 {
@@ -181,8 +189,13 @@ struct Map1 {
     To* o = reinterpret_cast<To*>(p[0]);
     const Ta* a = reinterpret_cast<const Ta*>(p[1]);
     if (s[0] == sizeof(To) && s[1] == sizeof(Ta)) {
+      if constexpr (std::is_same_v<To, float> && std::is_same_v<Ta, float> &&
+                    has_vec<F>::value) {
+        vm::map16(a, o, n, [this](vm::f32x16 v) { return f.vec(v); });
+      } else {
 #pragma omp simd
-      for (int64_t i = 0; i < n; ++i) o[i] = f(a[i]);
+        for (int64_t i = 0; i < n; ++i) o[i] = f(a[i]);
+      }
     } else if (s[1] == 0) {
       const To r = f(*a);
       if (s[0] == sizeof(To)) {
@@ -353,7 +366,13 @@ void run_unary(const View& x, const View& out, const F& f, int64_t grain) {
     }                                        \
   };
 
-GENESIS_FLOAT_UNARY(Exp, vm::exp(x))
+struct Exp {
+  template <class T>
+  T operator()(T x) const {
+    return vm::exp(x);
+  }
+  vm::f32x16 vec(vm::f32x16 x) const { return vm::exp16(x); }
+};
 GENESIS_FLOAT_UNARY(Log, vm::log(x))
 GENESIS_FLOAT_UNARY(Log1p, vm::log1p(x))
 GENESIS_FLOAT_UNARY(Expm1, vm::expm1(x))

@@ -2,9 +2,13 @@
 // the loops calling it vectorize.  Included only from kernel sources compiled
 // per instruction set (its functions live in their per-ISA namespace).
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 namespace genesis::GENESIS_ISA_NS {
 namespace {
@@ -22,22 +26,150 @@ inline float bits_to_float(int32_t i) {
 // x = n ln2 + r with |r| <= ln2/2 (ln2 in two parts), e^r by Cephes' degree-6
 // polynomial (about 1 ulp), 2^n from exponent bits in two factors so that
 // results down to the denormals and up to overflow come out right.
-template <> inline float exp(float x) {
-  const float xc = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);  // NaN passes
+// exp_reduced, shared with the 16-lane exp below, returns e^r and sets n.
+template <class V>
+inline V exp_reduced(V x, V& n) {
   constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  const float n = (xc * 1.44269504088896341f + kRound) - kRound;
-  const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
+  n = (x * 1.44269504088896341f + kRound) - kRound;
+  const V r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  V p = r * 1.9875691500e-4f + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.0f;
+  return p * (r * r) + r + 1.0f;
+}
+template <> inline float exp(float x) {
+  float n;
+  const float p = exp_reduced(x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x), n);  // NaN passes
   const int32_t ni = static_cast<int32_t>(n);
   const int32_t half = ni >> 1;
   return p * bits_to_float((half + 127) << 23) * bits_to_float((ni - half + 127) << 23);
 }
+
+// ---------------------------------------------------------------- 16-lane vectors
+// Loops that are mostly exp are written over 16 floats at a time (GCC vector
+// types: one register on AVX-512, two on AVX2, four on SSE2), so that the exp
+// below can use AVX-512's vscalefps where it exists.  The same lanes on every
+// instruction set, so sums over lanes do not depend on it.
+using f32x16 = float __attribute__((vector_size(64)));
+using i32x16 = int32_t __attribute__((vector_size(64)));
+
+inline f32x16 load16(const float* p) {
+  f32x16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store16(float* p, f32x16 v) { std::memcpy(p, &v, sizeof v); }
+// The first n < 16 lanes from p; the others are `fill`.
+inline f32x16 load16_first(const float* p, int64_t n, float fill) {
+  float buf[16];
+  for (int j = 0; j < 16; ++j) buf[j] = j < n ? p[j] : fill;
+  return load16(buf);
+}
+inline void store16_first(float* p, f32x16 v, int64_t n) {
+  float buf[16];
+  store16(buf, v);
+  for (int j = 0; j < n; ++j) p[j] = buf[j];
+}
+// v with lanes n..15 set to 0.
+inline f32x16 zero_past(f32x16 v, int64_t n) {
+  const i32x16 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  return (f32x16)((i32x16)v & (lane < static_cast<int32_t>(n)));
+}
+inline float lane_sum(f32x16 v) {
+  float s = 0;
+  for (int j = 0; j < 16; ++j) s += v[j];
+  return s;
+}
+
+// y[i] = f(x[i]) over n contiguous floats, 16 at a time (x == y allowed).
+template <class F>
+inline void map16(const float* x, float* y, int64_t n, F&& f) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) store16(y + i, f(load16(x + i)));
+  if (i < n) store16_first(y + i, f(load16_first(x + i, n - i, 0.0f)), n - i);
+}
+
+// exp of 16 floats: the scalar exp above, lane by lane, to the bit.  AVX-512 has
+// it in fewer instructions: vminps/vmaxps clamp (NaN passing through) and vscalefps
+// applies 2^n in one step, rounding once into the subnormals as the two factors do.
+// Elsewhere the scalar exp runs in a loop the compiler vectorizes at its own width
+// (GCC splits 16-lane compares into scalars on narrower instruction sets).
+inline f32x16 exp16(f32x16 x) {
+#ifdef __AVX512F__
+  f32x16 n;
+  const f32x16 p = exp_reduced(
+      _mm512_max_ps(_mm512_set1_ps(-104.0f), _mm512_min_ps(_mm512_set1_ps(89.0f), x)), n);
+  return _mm512_scalef_ps(p, n);
+#else
+  float in[16], out[16];
+  store16(in, x);
+#pragma omp simd
+  for (int j = 0; j < 16; ++j) out[j] = exp(in[j]);
+  return load16(out);
+#endif
+}
+
+// Lanes of the sum of exp(x[i] - m) over n contiguous floats; each exp is also
+// stored in y unless y is null.
+inline f32x16 exp_sum16(const float* x, int64_t n, float m, float* y) {
+  f32x16 sum{};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const f32x16 e = exp16(load16(x + i) - m);
+    if (y) store16(y + i, e);
+    sum += e;
+  }
+  if (i < n) {
+    const f32x16 e = zero_past(exp16(load16_first(x + i, n - i, m) - m), n - i);
+    if (y) store16_first(y + i, e, n - i);
+    sum += e;
+  }
+  return sum;
+}
+
+// Elements of exp_sum between prefetches of the next line.
+constexpr int64_t kPrefetchBlock = 256;
+
+inline void prefetch_block(const void* next, int64_t bytes) {
+  for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(static_cast<const char*>(next) + b);
+}
+
+// Sum of exp(x[i] - m) over a contiguous line of a softmax-like kernel, each exp also
+// stored in y unless y is null.  When lines follow each other in memory, `next` is
+// the following one (else null): this pass is compute bound, so it prefetches that
+// line a block at a time, and the next line's load overlaps these exps instead of
+// following them.  (Past the last line it points outside the array: prefetches never
+// fault.)
+template <class T>
+inline T exp_sum(const T* x, int64_t n, T m, T* y, const T* next) {
+  T sum = 0;
+  for (int64_t i0 = 0; i0 < n; i0 += kPrefetchBlock) {
+    const int64_t i1 = std::min(n, i0 + kPrefetchBlock);
+    if (next) prefetch_block(next + i0, (i1 - i0) * int64_t(sizeof(T)));
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = i0; i < i1; ++i) {
+      const T e = vm::exp(x[i] - m);
+      if (y) y[i] = e;
+      sum += e;
+    }
+  }
+  return sum;
+}
+
+// float: 16 lanes at a time through the vector exp.
+template <>
+inline float exp_sum(const float* x, int64_t n, float m, float* y, const float* next) {
+  vm::f32x16 sum{};
+  for (int64_t i0 = 0; i0 < n; i0 += kPrefetchBlock) {
+    const int64_t len = std::min(kPrefetchBlock, n - i0);
+    if (next) prefetch_block(next + i0, len * int64_t(sizeof(float)));
+    sum += exp_sum16(x + i0, len, m, y ? y + i0 : nullptr);
+  }
+  return vm::lane_sum(sum);
+}
+
 template <class T> inline T log(T x) { return std::log(x); }
 template <class T> inline T log1p(T x) { return std::log1p(x); }
 template <class T> inline T expm1(T x) { return std::expm1(x); }

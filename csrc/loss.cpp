@@ -252,13 +252,11 @@ void ce_forward(const Problem& p, const View& x, const View& target, const std::
         const T* row = X + n * x.stride[0] + s * x.stride[2];
         const int64_t st = x.stride[1];
         const T m = row_max<T, Unit>(row, st, C);
-        // Rows of contiguous classes follow each other: start the next row's load
-        // now, so that it overlaps this row's exps (compute bound) instead of following
-        // them.  (Past the last row the address is outside the array: prefetches never
-        // fault.)
-        if (Unit && S == 1)
-          for (int64_t c = 0; c < C; c += 64 / int64_t(sizeof(T)))
-            __builtin_prefetch(row + x.stride[0] + c);
+        // Rows of contiguous classes follow each other: the exp pass, compute bound,
+        // prefetches the next row (see vm::exp_sum).
+        const T* next = Unit && S == 1 ? row + x.stride[0] : nullptr;
+        constexpr bool kVectorExp = Unit && !Smooth && std::is_same_v<T, float>;
+        if (next && !kVectorExp) vm::prefetch_block(next, C * int64_t(sizeof(T)));
         constexpr int Ln = kLanes<T>;
         T sums[Ln] = {}, wzs[Ln] = {};  // sum of exp(z) and of w * z, z = x - max
         if (Smooth) {
@@ -267,6 +265,8 @@ void ce_forward(const Problem& p, const View& x, const View& target, const std::
             sums[j] += exp_le0(z);
             wzs[j] += W[c] * z;
           });
+        } else if constexpr (kVectorExp) {
+          sums[0] = vm::exp_sum<T>(row, C, m, nullptr, next);
         } else {
           by_lanes<Ln>(C, [&](int64_t c, int j) {
             sums[j] += exp_le0(row[Unit ? c : c * st] - m);
@@ -327,9 +327,13 @@ void ce_backward(const Problem& p, const View& x, const View& target, const std:
         out[y * so] -= g * keep * W[y];
       } else {
         const T a = g * W[y];
+        if constexpr (Unit && std::is_same_v<T, float>) {
+          vm::map16(row, out, C, [=](vm::f32x16 v) { return vm::exp16(v - lse_r) * a; });
+        } else {
 #pragma omp simd
-        for (int64_t c = 0; c < C; ++c)
-          out[Unit ? c : c * so] = exp_le0(row[Unit ? c : c * st] - lse_r) * a;
+          for (int64_t c = 0; c < C; ++c)
+            out[Unit ? c : c * so] = exp_le0(row[Unit ? c : c * st] - lse_r) * a;
+        }
         out[y * so] -= a;
       }
     }

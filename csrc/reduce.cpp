@@ -515,16 +515,10 @@ void cumsum_typed(const View& x, int dim, const View& out) {
   });
 }
 
-// Elements of the exp pass between prefetches of the next line (see softmax_line).
-constexpr int64_t kPrefetchBlock = 256;
-
 // Softmax of one line into out.  Contiguous lines take three passes (max, exp and sum,
 // scale), each vectorized and over a line that stays in cache; strided lines are first
-// gathered into `tmp`.  `next` is the line that follows in memory, when lines are
-// contiguous rows (else null): the exp pass, which is compute bound, fetches it a block
-// at a time, so that the next line's load from memory overlaps this line's exps instead
-// of following them.  (Past the last row it points outside the array: prefetches never
-// fault.)
+// gathered into `tmp`.  `next` is the line that follows in memory when lines are
+// contiguous rows, else null (the exp pass prefetches it: see vm::exp_sum).
 template <class T>
 void softmax_line(const T* x, int64_t sx, T* out, int64_t so, int64_t n, bool log, T* tmp,
                   const T* next) {
@@ -536,23 +530,7 @@ void softmax_line(const T* x, int64_t sx, T* out, int64_t so, int64_t n, bool lo
   // The maximum skips NaNs: a NaN reaches the sum and makes the whole line NaN anyway.
   T m = ordered_extreme<T, true>(x, n, -std::numeric_limits<T>::infinity());
   if (m == -std::numeric_limits<T>::infinity()) m = 0;  // all -inf: 0/0 = NaN, as PyTorch
-  T sum = 0;
-  for (int64_t i0 = 0; i0 < n; i0 += kPrefetchBlock) {
-    const int64_t i1 = std::min(n, i0 + kPrefetchBlock);
-    if (next)
-      for (int64_t i = i0; i < i1; i += 64 / int64_t(sizeof(T))) __builtin_prefetch(next + i);
-    if (log) {
-#pragma omp simd reduction(+ : sum)
-      for (int64_t i = i0; i < i1; ++i) sum += vm::exp(x[i] - m);
-    } else {
-#pragma omp simd reduction(+ : sum)
-      for (int64_t i = i0; i < i1; ++i) {
-        const T e = vm::exp(x[i] - m);
-        y[i] = e;
-        sum += e;
-      }
-    }
-  }
+  const T sum = vm::exp_sum(x, n, m, log ? nullptr : y, next);
   if (log) {
     const T shift = m + std::log(sum);
 #pragma omp simd
