@@ -16,6 +16,7 @@
 #include "elementwise.h"
 #include "gemm.h"
 #include "host_cache.h"
+#include "streaming.h"
 #include "index.h"
 #include "loss.h"
 #include "norm.h"
@@ -218,6 +219,13 @@ PYBIND11_MODULE(_C, m) {
     if (bytes < 0) throw std::invalid_argument("set_cache_limit: nbytes must be >= 0, got " +
                                                std::to_string(bytes));
     host_cache::set_limit(static_cast<size_t>(bytes));
+  });
+
+  m.def("stream_min_bytes", &streaming::min_bytes);
+  m.def("set_stream_min_bytes", [](int64_t bytes) {
+    if (bytes < 0) throw std::invalid_argument("set_stream_min_bytes: bytes must be >= 0, got " +
+                                               std::to_string(bytes));
+    streaming::set_min_bytes(bytes);
   });
 
   // Op codes, so Python refers to kernels by name.

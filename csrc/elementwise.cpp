@@ -181,17 +181,21 @@ template <class F>
 struct has_vec<F, std::void_t<decltype(std::declval<const F&>().vec(vm::f32x16{}))>>
     : std::true_type {};
 
-// out = f(a).  Contiguous and broadcast-scalar rows get vectorized loops.
+// out = f(a).  Contiguous and broadcast-scalar rows get vectorized loops; with
+// `stream` set (an output too large for the cache) the vector form streams its stores.
 template <class To, class Ta, class F>
 struct Map1 {
   F f;
+  bool stream = false;
   void operator()(char* const* p, const int64_t* s, int64_t n) const {
     To* o = reinterpret_cast<To*>(p[0]);
     const Ta* a = reinterpret_cast<const Ta*>(p[1]);
     if (s[0] == sizeof(To) && s[1] == sizeof(Ta)) {
       if constexpr (std::is_same_v<To, float> && std::is_same_v<Ta, float> &&
                     has_vec<F>::value) {
-        vm::map16(a, o, n, [this](vm::f32x16 v) { return f.vec(v); });
+        const auto vf = [this](vm::f32x16 v) { return f.vec(v); };
+        if (stream) vm::map16_stream(a, o, n, vf);
+        else vm::map16(a, o, n, vf);
       } else {
 #pragma omp simd
         for (int64_t i = 0; i < n; ++i) o[i] = f(a[i]);
@@ -256,6 +260,15 @@ struct WhereMap {
     }
     for (int64_t i = 0; i < n; ++i)
       at<T>(p[0], i, s[0]) = at<u8>(p[1], i, s[1]) ? at<T>(p[2], i, s[2]) : at<T>(p[3], i, s[3]);
+  }
+};
+
+// Copies an output too large for the cache: contiguous rows by non-temporal stores.
+template <class T>
+struct StreamCopy {
+  void operator()(char* const* p, const int64_t* s, int64_t n) const {
+    if (s[0] == sizeof(T) && s[1] == sizeof(T)) return vm::stream_bytes(p[0], p[1], n * s[0]);
+    for (int64_t i = 0; i < n; ++i) at<T>(p[0], i, s[0]) = at<T>(p[1], i, s[1]);
   }
 };
 
@@ -353,7 +366,7 @@ static_assert(sizeof(kBinaryNames) / sizeof(kBinaryNames[0]) == int(BinaryOp::co
 template <class T, class F>
 void run_unary(const View& x, const View& out, const F& f, int64_t grain) {
   const View* v[2] = {&out, &x};
-  run(make_plan(v), Map1<T, T, F>{f}, grain);
+  run(make_plan(v), Map1<T, T, F>{f, vm::stream_output(numel(out) * int64_t(sizeof(T)))}, grain);
 }
 
 // Float ops: f32 goes through the vectorizable routines of elementwise_math.h,
@@ -835,6 +848,10 @@ void copy(const View& src, const View& out) {
     by_dtype(src.dtype, [&](auto from_tag) {
       using To = decltype(to_tag);
       using Ti = decltype(from_tag);
+      if constexpr (std::is_same_v<To, Ti>) {
+        if (vm::stream_output(numel(out) * int64_t(sizeof(To))))
+          return run(plan, StreamCopy<To>{}, kGrainCheap);
+      }
       auto conv = [](Ti x) { return convert<To, Ti>(x); };
       run(plan, Map1<To, Ti, decltype(conv)>{conv}, kGrainCheap);
     });

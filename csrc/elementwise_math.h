@@ -6,9 +6,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#ifdef __AVX512F__
 #include <immintrin.h>
-#endif
+
+#include "streaming.h"
 
 namespace genesis::GENESIS_ISA_NS {
 namespace {
@@ -89,6 +89,53 @@ inline void map16(const float* x, float* y, int64_t n, F&& f) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) store16(y + i, f(load16(x + i)));
   if (i < n) store16_first(y + i, f(load16_first(x + i, n - i, 0.0f)), n - i);
+}
+
+// Stores v at p, 64-byte aligned, with a non-temporal store: the line goes to memory
+// without first being read into the cache.
+inline void stream16(float* p, f32x16 v) {
+#if defined(__AVX512F__)
+  _mm512_stream_ps(p, v);
+#elif defined(__AVX__)
+  __m256 half[2];
+  std::memcpy(half, &v, sizeof v);
+  _mm256_stream_ps(p, half[0]);
+  _mm256_stream_ps(p + 8, half[1]);
+#else
+  __m128 quarter[4];
+  std::memcpy(quarter, &v, sizeof v);
+  for (int j = 0; j < 4; ++j) _mm_stream_ps(p + 4 * j, quarter[j]);
+#endif
+}
+
+// Whether an output of this many bytes is written with non-temporal stores.
+inline bool stream_output(int64_t bytes) { return bytes >= streaming::min_bytes(); }
+
+// map16 with the whole 64-byte lines of y written by non-temporal stores, in the same
+// loop as the loads (stores streamed in bursts stall the loads behind them).
+template <class F>
+inline void map16_stream(const float* x, float* y, int64_t n, F&& f) {
+  if (reinterpret_cast<uintptr_t>(y) % alignof(float)) return map16(x, y, n, f);
+  const int64_t head = std::min<int64_t>(n, ((64 - (reinterpret_cast<uintptr_t>(y) & 63)) & 63) / 4);
+  map16(x, y, head, f);
+  int64_t i = head;
+  for (; i + 16 <= n; i += 16) stream16(y + i, f(load16(x + i)));
+  map16(x + i, y + i, n - i, f);
+  _mm_sfence();  // order the streamed lines before whatever this thread stores next
+}
+
+// dst[0, bytes) = src[0, bytes), the whole 64-byte lines of dst by non-temporal stores
+// (bit copies: the float loads and stores do no arithmetic).
+inline void stream_bytes(void* dst, const void* src, int64_t bytes) {
+  char* d = static_cast<char*>(dst);
+  const char* s = static_cast<const char*>(src);
+  const int64_t head = std::min<int64_t>(bytes, (64 - (reinterpret_cast<uintptr_t>(d) & 63)) & 63);
+  std::memcpy(d, s, head);
+  int64_t i = head;
+  for (; i + 64 <= bytes; i += 64)
+    stream16(reinterpret_cast<float*>(d + i), load16(reinterpret_cast<const float*>(s + i)));
+  std::memcpy(d + i, s + i, bytes - i);
+  _mm_sfence();
 }
 
 // exp of 16 floats: the scalar exp above, lane by lane, to the bit.  AVX-512 has

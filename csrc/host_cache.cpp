@@ -6,6 +6,8 @@
 // 64-byte header in front of the memory handed out, so release needs no size.
 #include "host_cache.h"
 
+#include <sys/mman.h>
+
 #include <cstdint>
 #include <cstdlib>
 #include <mutex>
@@ -17,6 +19,17 @@ namespace genesis::host_cache {
 namespace {
 
 constexpr size_t kHeader = 64;  // keeps the memory handed out 64-byte aligned
+// Blocks from this size on ask for transparent huge pages (as numpy does for its
+// arrays): streaming kernels then take one TLB miss per 2 MiB instead of per 4 KiB,
+// and a new block faults in 2 MiB at a time.
+constexpr size_t kHugePageBlock = size_t(4) << 20;
+
+void advise_huge_pages(void* p, size_t bytes) {
+  const uintptr_t page = 4096;
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1);
+  const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(page - 1);
+  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE);  // advice only
+}
 
 struct Cache {
   std::mutex mutex;
@@ -76,6 +89,7 @@ void* allocate(size_t bytes) {
       throw std::bad_alloc();
     }
     class_of(header) = cls;
+    if (cls >= kHugePageBlock) advise_huge_pages(header, kHeader + cls);
   }
   return static_cast<char*>(header) + kHeader;
 }

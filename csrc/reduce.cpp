@@ -518,19 +518,30 @@ void cumsum_typed(const View& x, int dim, const View& out) {
 // Softmax of one line into out.  Contiguous lines take three passes (max, exp and sum,
 // scale), each vectorized and over a line that stays in cache; strided lines are first
 // gathered into `tmp`.  `next` is the line that follows in memory when lines are
-// contiguous rows, else null (the exp pass prefetches it: see vm::exp_sum).
+// contiguous rows, else null (the exp pass prefetches it: see vm::exp_sum).  With
+// `stream` (float outputs too large for the cache) a contiguous line is built in tmp
+// and its last pass writes out with non-temporal stores.
 template <class T>
 void softmax_line(const T* x, int64_t sx, T* out, int64_t so, int64_t n, bool log, T* tmp,
-                  const T* next) {
+                  const T* next, bool stream) {
   if (sx != 1) {
     for (int64_t i = 0; i < n; ++i) tmp[i] = x[i * sx];
     x = tmp;
   }
-  T* y = so == 1 ? out : tmp;  // where the contiguous result is built
+  stream = stream && so == 1;
+  T* y = so == 1 && !stream ? out : tmp;  // where the contiguous result is built
   // The maximum skips NaNs: a NaN reaches the sum and makes the whole line NaN anyway.
   T m = ordered_extreme<T, true>(x, n, -std::numeric_limits<T>::infinity());
   if (m == -std::numeric_limits<T>::infinity()) m = 0;  // all -inf: 0/0 = NaN, as PyTorch
   const T sum = vm::exp_sum(x, n, m, log ? nullptr : y, next);
+  if constexpr (std::is_same_v<T, float>) {
+    if (stream) {
+      const float shift = m + std::log(sum), inv = 1.0f / sum;
+      if (log) vm::map16_stream(x, out, n, [=](vm::f32x16 v) { return v - shift; });
+      else vm::map16_stream(y, out, n, [=](vm::f32x16 v) { return v * inv; });
+      return;
+    }
+  }
   if (log) {
     const T shift = m + std::log(sum);
 #pragma omp simd
@@ -551,11 +562,14 @@ void softmax_typed(const View& x, int dim, bool log, const View& out) {
   T* od = static_cast<T*>(out.data);
   const int64_t n = x.shape[dim], sx = x.stride[dim], so = out.stride[dim];
   const bool rows = dim == x.ndim - 1 && is_contiguous(x);  // line after line in memory
+  const bool stream =
+      std::is_same_v<T, float> && vm::stream_output(numel(out) * int64_t(sizeof(T)));
   for_each_line(v, dim, [&](const int64_t* off) {
     thread_local std::vector<T> tmp;
     if (static_cast<int64_t>(tmp.size()) < n) tmp.resize(n);
     const T* line = xd + off[0];
-    softmax_line(line, sx, od + off[1], so, n, log, tmp.data(), rows ? line + n : nullptr);
+    softmax_line(line, sx, od + off[1], so, n, log, tmp.data(), rows ? line + n : nullptr,
+                 stream);
   });
 }
 

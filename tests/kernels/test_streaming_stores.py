@@ -1,0 +1,88 @@
+"""Outputs at least `_C.stream_min_bytes()` large (the last-level cache) are written with
+non-temporal stores: exp and the other vector-form unary ops, same-dtype copies, and
+float32 softmax / log_softmax.  Here the threshold is lowered to 0 so that small arrays
+take that path, at every length around the 64-byte lines and at every misalignment, and
+the results must equal the cached path's to the bit."""
+import numpy as np
+import pytest
+
+from genesis import _C
+
+pytestmark = pytest.mark.usefixtures("isa")
+
+
+def run_both(kernel):
+    """kernel() with the normal threshold, then with every output streamed."""
+    before = _C.stream_min_bytes()
+    cached = kernel()
+    _C.set_stream_min_bytes(0)
+    try:
+        streamed = kernel()
+    finally:
+        _C.set_stream_min_bytes(before)
+    return cached, streamed
+
+
+def shifted(a, offset):
+    """A copy of a that starts `offset` elements past a 64-byte line."""
+    buf = np.empty(a.size + 64 // a.itemsize + offset, a.dtype)
+    start = (-buf.ctypes.data % 64) // a.itemsize + offset
+    out = buf[start:start + a.size].reshape(a.shape)
+    out[...] = a
+    return out
+
+
+@pytest.mark.parametrize("offset", [0, 1, 7, 15])
+def test_streamed_exp_equals_cached(offset):
+    rng = np.random.default_rng(offset)
+    for n in [1, 15, 16, 17, 31, 33, 64, 100, 1000]:
+        x = (rng.standard_normal(n) * 30).astype(np.float32)
+
+        def kernel():
+            out = shifted(np.zeros(n, np.float32), offset)
+            _C.unary(_C.UNARY_OPS["exp"], x, out, 0.0, 0.0)
+            return out.copy()
+
+        cached, streamed = run_both(kernel)
+        np.testing.assert_array_equal(streamed.view(np.int32), cached.view(np.int32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.int32, np.bool_])
+@pytest.mark.parametrize("offset", [0, 1, 3])
+def test_streamed_copy_equals_source(dtype, offset):
+    rng = np.random.default_rng(1)
+    for n in [0, 1, 5, 16, 63, 64, 65, 257, 5000]:
+        src = (rng.standard_normal(n) * 100).astype(dtype)
+
+        def kernel():
+            out = shifted(np.zeros(n, dtype), offset)
+            _C.copy(src, out)
+            return out.copy()
+
+        cached, streamed = run_both(kernel)
+        np.testing.assert_array_equal(cached, src)
+        np.testing.assert_array_equal(streamed, src)
+    strided = (np.arange(40) % 7).astype(dtype)[::3]  # a strided source row: lane by lane
+    out = np.empty_like(strided)
+    run_both(lambda: _C.copy(strided, out))
+    np.testing.assert_array_equal(out, strided)
+
+
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("shape, dim", [((6, 1027), 1), ((3, 16), 1), ((5, 7), 1), ((33, 9), 0)])
+def test_streamed_softmax_equals_cached(shape, dim, log):
+    x = (np.random.default_rng(2).standard_normal(shape) * 5).astype(np.float32)
+    x[0, 0] = np.nan
+
+    def kernel():
+        out = shifted(np.zeros(shape, np.float32), 1)
+        _C.softmax(x, dim, log, out)
+        return out.copy()
+
+    cached, streamed = run_both(kernel)
+    np.testing.assert_array_equal(streamed.view(np.int32), cached.view(np.int32))
+
+
+def test_stream_threshold_rejects_negative_sizes():
+    with pytest.raises(ValueError, match="bytes must be >= 0"):
+        _C.set_stream_min_bytes(-1)
