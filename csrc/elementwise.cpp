@@ -220,15 +220,40 @@ inline void map2_fast(const F& f, To* o, const T* a, const T* b, int64_t n) {
   for (int64_t i = 0; i < n; ++i) o[i] = f(a[CA ? i : 0], b[CB ? i : 0]);
 }
 
-// out = f(a, b).
+// Functors with a 16-lane float form of a binary op, `f32x16 vec(f32x16, f32x16)`.
+template <class F, class = void>
+struct has_vec2 : std::false_type {};
+template <class F>
+struct has_vec2<F, std::void_t<decltype(std::declval<const F&>().vec(vm::f32x16{}, vm::f32x16{}))>>
+    : std::true_type {};
+
+// o = f(a, b) over n floats with o's lines streamed; a (b) is one broadcast value unless CA (CB).
+template <bool CA, bool CB, class F>
+void map2_stream(const F& f, float* o, const float* a, const float* b, int64_t n) {
+  const vm::f32x16 a0 = vm::f32x16{} + a[0], b0 = vm::f32x16{} + b[0];
+  vm::stream16_from(o, n, [&](int64_t i, int64_t len) {
+    return f.vec(CA ? vm::load16_upto(a + i, len) : a0, CB ? vm::load16_upto(b + i, len) : b0);
+  });
+}
+
+// out = f(a, b).  With `stream` (a float output too large for the cache) ops with a
+// vector form stream their contiguous rows out.
 template <class To, class T, class F>
 struct Map2 {
   F f;
+  bool stream = false;
   void operator()(char* const* p, const int64_t* s, int64_t n) const {
     To* o = reinterpret_cast<To*>(p[0]);
     const T* a = reinterpret_cast<const T*>(p[1]);
     const T* b = reinterpret_cast<const T*>(p[2]);
     constexpr int64_t e = sizeof(T);
+    if constexpr (std::is_same_v<To, float> && std::is_same_v<T, float> && has_vec2<F>::value) {
+      if (stream && s[0] == e) {
+        if (s[1] == e && s[2] == e) return map2_stream<true, true>(f, o, a, b, n);
+        if (s[1] == e && s[2] == 0) return map2_stream<true, false>(f, o, a, b, n);
+        if (s[1] == 0 && s[2] == e) return map2_stream<false, true>(f, o, a, b, n);
+      }
+    }
     if (s[0] == sizeof(To)) {
       if (s[1] == e && s[2] == e) return map2_fast<true, true>(f, o, a, b, n);
       if (s[1] == e && s[2] == 0) return map2_fast<true, false>(f, o, a, b, n);
@@ -366,7 +391,8 @@ static_assert(sizeof(kBinaryNames) / sizeof(kBinaryNames[0]) == int(BinaryOp::co
 template <class T, class F>
 void run_unary(const View& x, const View& out, const F& f, int64_t grain) {
   const View* v[2] = {&out, &x};
-  run(make_plan(v), Map1<T, T, F>{f, vm::stream_output(numel(out) * int64_t(sizeof(T)))}, grain);
+  const bool stream = out.data != x.data && vm::stream_output(numel(out) * int64_t(sizeof(T)));
+  run(make_plan(v), Map1<T, T, F>{f, stream}, grain);
 }
 
 // Float ops: f32 goes through the vectorizable routines of elementwise_math.h,
@@ -569,6 +595,7 @@ struct Add {
     else if constexpr (is_float_v<T>) return a + b;
     else return wrap_add(a, b);
   }
+  vm::f32x16 vec(vm::f32x16 a, vm::f32x16 b) const { return a + b; }
 };
 struct Sub {
   template <class T>
@@ -576,6 +603,7 @@ struct Sub {
     if constexpr (is_float_v<T>) return a - b;
     else return wrap_sub(a, b);
   }
+  vm::f32x16 vec(vm::f32x16 a, vm::f32x16 b) const { return a - b; }
 };
 struct Mul {
   template <class T>
@@ -584,6 +612,7 @@ struct Mul {
     else if constexpr (is_float_v<T>) return a * b;
     else return wrap_mul(a, b);
   }
+  vm::f32x16 vec(vm::f32x16 a, vm::f32x16 b) const { return a * b; }
 };
 struct Maximum {  // NaN propagates from either side
   template <class T>
@@ -706,7 +735,10 @@ template <class To, class T, class F>
 void run_binary(const View& a, const View& b, const View& out, const F& f,
                 int64_t grain = kGrainCheap) {
   const View* v[3] = {&out, &a, &b};
-  run(make_plan(v), Map2<To, T, F>{f}, grain);
+  // In-place ops read the output's lines anyway: no streaming.
+  const bool stream = out.data != a.data && out.data != b.data &&
+                      vm::stream_output(numel(out) * int64_t(sizeof(To)));
+  run(make_plan(v), Map2<To, T, F>{f, stream}, grain);
 }
 
 // Returns false when op is not defined for T.

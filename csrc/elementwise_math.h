@@ -111,17 +111,34 @@ inline void stream16(float* p, f32x16 v) {
 // Whether an output of this many bytes is written with non-temporal stores.
 inline bool stream_output(int64_t bytes) { return bytes >= streaming::min_bytes(); }
 
-// map16 with the whole 64-byte lines of y written by non-temporal stores, in the same
-// loop as the loads (stores streamed in bursts stall the loads behind them).
+// y[i, i + 16) = at(i, 16) for n contiguous floats, the whole 64-byte lines of y by
+// non-temporal stores in the same loop as at()'s loads (stores streamed in bursts
+// stall the loads behind them); at(i, len < 16) gives the first len lanes of the
+// partial vectors before and after the aligned lines.
+template <class At>
+inline void stream16_from(float* y, int64_t n, At&& at) {
+  const auto part = [&](int64_t i, int64_t len) {
+    for (; len >= 16; i += 16, len -= 16) store16(y + i, at(i, 16));
+    if (len > 0) store16_first(y + i, at(i, len), len);
+  };
+  if (reinterpret_cast<uintptr_t>(y) % alignof(float)) return part(0, n);
+  const int64_t head = std::min<int64_t>(n, ((64 - (reinterpret_cast<uintptr_t>(y) & 63)) & 63) / 4);
+  part(0, head);
+  int64_t i = head;
+  for (; i + 16 <= n; i += 16) stream16(y + i, at(i, 16));
+  part(i, n - i);
+  _mm_sfence();  // order the streamed lines before whatever this thread stores next
+}
+
+// The first len <= 16 floats at p (the others 0).
+inline f32x16 load16_upto(const float* p, int64_t len) {
+  return len == 16 ? load16(p) : load16_first(p, len, 0.0f);
+}
+
+// map16 with y's lines streamed (see stream16_from).
 template <class F>
 inline void map16_stream(const float* x, float* y, int64_t n, F&& f) {
-  if (reinterpret_cast<uintptr_t>(y) % alignof(float)) return map16(x, y, n, f);
-  const int64_t head = std::min<int64_t>(n, ((64 - (reinterpret_cast<uintptr_t>(y) & 63)) & 63) / 4);
-  map16(x, y, head, f);
-  int64_t i = head;
-  for (; i + 16 <= n; i += 16) stream16(y + i, f(load16(x + i)));
-  map16(x + i, y + i, n - i, f);
-  _mm_sfence();  // order the streamed lines before whatever this thread stores next
+  stream16_from(y, n, [&](int64_t i, int64_t len) { return f(load16_upto(x + i, len)); });
 }
 
 // dst[0, bytes) = src[0, bytes), the whole 64-byte lines of dst by non-temporal stores

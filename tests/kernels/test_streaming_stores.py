@@ -86,3 +86,39 @@ def test_streamed_softmax_equals_cached(shape, dim, log):
 def test_stream_threshold_rejects_negative_sizes():
     with pytest.raises(ValueError, match="bytes must be >= 0"):
         _C.set_stream_min_bytes(-1)
+
+
+@pytest.mark.parametrize("op", ["add", "sub", "mul"])
+@pytest.mark.parametrize("offset", [0, 5])
+@pytest.mark.parametrize("b_shape", [(37, 41), (41,), ()])
+def test_streamed_binary_equals_cached(op, offset, b_shape):
+    """Both operands contiguous, or one a broadcast scalar / row (a row of length 41
+    repeats: each output row is its own contiguous run)."""
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((37, 41)).astype(np.float32)
+    b = rng.standard_normal(b_shape).astype(np.float32)
+    for x, y in [(a, b), (b, a)]:
+        def kernel():
+            out = shifted(np.zeros((37, 41), np.float32), offset)
+            _C.binary(_C.BINARY_OPS[op], x, y, out)
+            return out.copy()
+
+        cached, streamed = run_both(kernel)
+        np.testing.assert_array_equal(streamed.view(np.int32), cached.view(np.int32))
+        np.testing.assert_array_equal(streamed, getattr(np, {"sub": "subtract", "mul": "multiply"}
+                                                       .get(op, op))(x, y))
+
+
+def test_in_place_ops_with_streaming_threshold_stay_correct():
+    x = np.linspace(-3, 3, 1001).astype(np.float32)
+    want_exp, want_add = np.exp(x.astype(np.float64)), x * 2
+    a, b = x.copy(), x.copy()
+    before = _C.stream_min_bytes()
+    _C.set_stream_min_bytes(0)
+    try:
+        _C.unary(_C.UNARY_OPS["exp"], a, a, 0.0, 0.0)
+        _C.binary(_C.BINARY_OPS["add"], b, x, b)
+    finally:
+        _C.set_stream_min_bytes(before)
+    np.testing.assert_allclose(a, want_exp, rtol=3e-7)
+    np.testing.assert_array_equal(b, want_add)
