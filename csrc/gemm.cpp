@@ -258,10 +258,58 @@ inline void pack_block16(const float* src, int64_t rs, int m, float* dst, int64_
   transpose16x16(r);
   for (int k = 0; k < 16; ++k) _mm512_mask_storeu_ps(dst + k * ld, keep, r[k]);
 }
+#elif defined(__AVX2__)
+// Transposes the 8 x 8 block held in r (r[i] = row i) so that r[c] holds column c: pairs
+// of rows interleave (unpack), then 4 x 4 blocks inside each 128-bit lane (shuffle_ps),
+// then the lanes swap between registers (permute2f128).
+inline void transpose8x8(__m256 r[8]) {
+  __m256 s[8];
+  for (int h = 0; h < 2; ++h) {  // rows 4h .. 4h+3
+    const __m256 lo01 = _mm256_unpacklo_ps(r[4 * h], r[4 * h + 1]);
+    const __m256 hi01 = _mm256_unpackhi_ps(r[4 * h], r[4 * h + 1]);
+    const __m256 lo23 = _mm256_unpacklo_ps(r[4 * h + 2], r[4 * h + 3]);
+    const __m256 hi23 = _mm256_unpackhi_ps(r[4 * h + 2], r[4 * h + 3]);
+    // s[4h + c], lane l (of 2): rows 4h..4h+3 of column 4l + c
+    s[4 * h] = _mm256_shuffle_ps(lo01, lo23, 0x44);
+    s[4 * h + 1] = _mm256_shuffle_ps(lo01, lo23, 0xEE);
+    s[4 * h + 2] = _mm256_shuffle_ps(hi01, hi23, 0x44);
+    s[4 * h + 3] = _mm256_shuffle_ps(hi01, hi23, 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {
+    r[c] = _mm256_permute2f128_ps(s[c], s[4 + c], 0x20);
+    r[4 + c] = _mm256_permute2f128_ps(s[c], s[4 + c], 0x31);
+  }
+}
+
+// Stores the first n (1..8) lanes of v at p.
+inline void store_lanes(float* p, __m256 v, int n) {
+  if (n == 8) return _mm256_storeu_ps(p, v);
+  __m128 q = _mm256_castps256_ps128(v);
+  if (n & 4) {
+    _mm_storeu_ps(p, q);
+    p += 4;
+    q = _mm256_extractf128_ps(v, 1);
+  }
+  if (n & 2) {
+    _mm_storel_pi(reinterpret_cast<__m64*>(p), q);
+    p += 2;
+    q = _mm_movehl_ps(q, q);
+  }
+  if (n & 1) _mm_store_ss(p, q);
+}
+
+// dst[k * ld + i] = src[i * rs + k] for k < 8 and the first m (<= 8) rows: one 8-deep
+// block of a k-major panel, read row by row.
+inline void pack_block8(const float* src, int64_t rs, int m, float* dst, int64_t ld) {
+  __m256 r[8];
+  for (int i = 0; i < 8; ++i) r[i] = i < m ? _mm256_loadu_ps(src + i * rs) : _mm256_setzero_ps();
+  transpose8x8(r);
+  for (int k = 0; k < 8; ++k) store_lanes(dst + k * ld, r[k], m);
+}
 #endif
 
 // dst[k * ld + i] = src[i * rs + k] for i < m, k < kc: rows contiguous in k, written
-// k-major.  16-deep blocks go through register transposes where the ISA has them.
+// k-major.  16-deep (AVX-512) or 8-deep (AVX2) blocks go through register transposes.
 template <class T>
 void pack_rows(const T* src, int64_t rs, int m, int64_t kc, T* __restrict dst, int64_t ld) {
   int64_t k0 = 0;
@@ -269,6 +317,12 @@ void pack_rows(const T* src, int64_t rs, int m, int64_t kc, T* __restrict dst, i
   if constexpr (std::is_same_v<T, float>) {
     const __mmask16 keep = static_cast<__mmask16>((1u << m) - 1);
     for (; k0 + 16 <= kc; k0 += 16) pack_block16(src + k0, rs, m, dst + k0 * ld, ld, keep);
+  }
+#elif defined(__AVX2__)
+  if constexpr (std::is_same_v<T, float>) {
+    for (; k0 + 8 <= kc; k0 += 8)
+      for (int i0 = 0; i0 < m; i0 += 8)
+        pack_block8(src + i0 * rs + k0, rs, m - i0 < 8 ? m - i0 : 8, dst + k0 * ld + i0, ld);
   }
 #endif
   for (int i = 0; i < m; ++i) {
@@ -285,6 +339,9 @@ void pack_a(int64_t mc, int64_t kc, Operand<T> a, T* __restrict dst) {
     const T* src = a.p + i0 * a.rs;
     if (a.cs == 1 && m == MR) {
       pack_rows(src, a.rs, MR, kc, dst, MR);  // rows contiguous in k
+    } else if (a.rs == 1 && m == MR) {
+      // Transposed A (columns contiguous): MR consecutive values per k.
+      for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * MR, src + k * a.cs, MR * sizeof(T));
     } else {
       for (int64_t k = 0; k < kc; ++k) {
         const T* col = src + k * a.cs;

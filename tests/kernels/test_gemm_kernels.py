@@ -3,9 +3,9 @@
 gemm.cpp is compiled once per instruction set; every case runs on each copy the
 processor supports and on 1 and 2 threads (conftest.py).  The sizes straddle the
 micro-tile (MR rows x NR columns: 14 x 32 floats with AVX-512, 6 x 16 with AVX2),
-the 16-wide blocks of the vectorized packing and the KC = 256 depth block, and the
-operands come in every memory layout the packing reads (row-major, transposed,
-stepped, negative strides, broadcast batches).
+the blocks of the vectorized packing (16 deep with AVX-512, 8 with AVX2) and the
+KC = 256 depth block, and the operands come in every memory layout the packing reads
+(row-major, transposed, stepped, negative strides, broadcast batches).
 """
 import numpy as np
 import pytest
@@ -54,6 +54,15 @@ def test_shapes_against_numpy(dtype, m, k, n):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 def test_every_operand_layout(kind_a, kind_b, dtype):
     check(operand((45, 271), dtype, kind_a), operand((271, 37), dtype, kind_b))
+
+
+@pytest.mark.parametrize("n", range(1, 34))
+def test_transposed_b_every_panel_width(n):
+    """A transposed B is packed through register transposes, rows in blocks of 8 or 16:
+    every count of columns (and of rows of A) left in a panel, with a depth that leaves a
+    tail of each block."""
+    check(operand((7, 43), np.float32, "contig"), operand((n, 43), np.float32, "contig").T)
+    check(operand((n, 43), np.float32, "contig"), operand((43, 5), np.float32, "contig"))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
