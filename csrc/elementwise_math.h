@@ -48,10 +48,37 @@ template <> inline float exp(float x) {
 }
 
 // ---------------------------------------------------------------- 16-lane vectors
-// Loops that are mostly exp are written over 16 floats at a time (GCC vector
-// types: one register on AVX-512, two on AVX2, four on SSE2), so that the exp
-// below can use AVX-512's vscalefps where it exists.  The same lanes on every
-// instruction set, so sums over lanes do not depend on it.
+// Loops that are mostly exp are written over 16 floats at a time (one register on
+// AVX-512, two on AVX2, four on SSE2), so that the exp below can use AVX-512's
+// vscalefps where it exists.  The same lanes on every instruction set, so sums over
+// lanes do not depend on it.
+#if defined(__AVX2__) && !defined(__AVX512F__)
+// AVX2: a pair of registers.  (GCC moves a 64-byte vector type through memory lane by
+// lane when the instruction set has no 64-byte registers.)
+struct f32x16 {
+  __m256 lo, hi;
+};
+inline f32x16 operator+(f32x16 a, f32x16 b) { return {a.lo + b.lo, a.hi + b.hi}; }
+inline f32x16 operator-(f32x16 a, f32x16 b) { return {a.lo - b.lo, a.hi - b.hi}; }
+inline f32x16 operator*(f32x16 a, f32x16 b) { return {a.lo * b.lo, a.hi * b.hi}; }
+inline f32x16 operator+(f32x16 a, float s) { return {a.lo + s, a.hi + s}; }
+inline f32x16 operator-(f32x16 a, float s) { return {a.lo - s, a.hi - s}; }
+inline f32x16 operator*(f32x16 a, float s) { return {a.lo * s, a.hi * s}; }
+inline f32x16& operator+=(f32x16& a, f32x16 b) { return a = a + b; }
+
+inline f32x16 load16(const float* p) { return {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}; }
+inline void store16(float* p, f32x16 v) {
+  _mm256_storeu_ps(p, v.lo);
+  _mm256_storeu_ps(p + 8, v.hi);
+}
+// v with lanes n..15 set to 0.
+inline f32x16 zero_past(f32x16 v, int64_t n) {
+  const __m256i k = _mm256_set1_epi32(static_cast<int32_t>(n));
+  const __m256i lo = _mm256_cmpgt_epi32(k, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256i hi = _mm256_cmpgt_epi32(k, _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15));
+  return {_mm256_and_ps(v.lo, _mm256_castsi256_ps(lo)), _mm256_and_ps(v.hi, _mm256_castsi256_ps(hi))};
+}
+#else
 using f32x16 = float __attribute__((vector_size(64)));
 using i32x16 = int32_t __attribute__((vector_size(64)));
 
@@ -61,6 +88,12 @@ inline f32x16 load16(const float* p) {
   return v;
 }
 inline void store16(float* p, f32x16 v) { std::memcpy(p, &v, sizeof v); }
+// v with lanes n..15 set to 0.
+inline f32x16 zero_past(f32x16 v, int64_t n) {
+  const i32x16 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  return (f32x16)((i32x16)v & (lane < static_cast<int32_t>(n)));
+}
+#endif
 // The first n < 16 lanes from p; the others are `fill`.
 inline f32x16 load16_first(const float* p, int64_t n, float fill) {
   float buf[16];
@@ -72,14 +105,11 @@ inline void store16_first(float* p, f32x16 v, int64_t n) {
   store16(buf, v);
   for (int j = 0; j < n; ++j) p[j] = buf[j];
 }
-// v with lanes n..15 set to 0.
-inline f32x16 zero_past(f32x16 v, int64_t n) {
-  const i32x16 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-  return (f32x16)((i32x16)v & (lane < static_cast<int32_t>(n)));
-}
 inline float lane_sum(f32x16 v) {
+  float lanes[16];
+  store16(lanes, v);
   float s = 0;
-  for (int j = 0; j < 16; ++j) s += v[j];
+  for (int j = 0; j < 16; ++j) s += lanes[j];
   return s;
 }
 
@@ -96,11 +126,9 @@ inline void map16(const float* x, float* y, int64_t n, F&& f) {
 inline void stream16(float* p, f32x16 v) {
 #if defined(__AVX512F__)
   _mm512_stream_ps(p, v);
-#elif defined(__AVX__)
-  __m256 half[2];
-  std::memcpy(half, &v, sizeof v);
-  _mm256_stream_ps(p, half[0]);
-  _mm256_stream_ps(p + 8, half[1]);
+#elif defined(__AVX2__)
+  _mm256_stream_ps(p, v.lo);
+  _mm256_stream_ps(p + 8, v.hi);
 #else
   __m128 quarter[4];
   std::memcpy(quarter, &v, sizeof v);
@@ -155,17 +183,35 @@ inline void stream_bytes(void* dst, const void* src, int64_t bytes) {
   _mm_sfence();
 }
 
+#if defined(__AVX2__) && !defined(__AVX512F__)
+// exp of 8 floats, the scalar exp's operations on AVX2 registers: vminps/vmaxps clamp
+// (NaN passing through) and the two factors of 2^n are built with integer shifts.
+inline __m256 exp8(__m256 x) {
+  __m256 n;
+  const __m256 p = exp_reduced(
+      _mm256_max_ps(_mm256_set1_ps(-104.0f), _mm256_min_ps(_mm256_set1_ps(89.0f), x)), n);
+  const __m256i ni = _mm256_cvtps_epi32(n), half = _mm256_srai_epi32(ni, 1);
+  const __m256i bias = _mm256_set1_epi32(127);
+  const __m256 f1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, bias), 23));
+  const __m256 f2 = _mm256_castsi256_ps(
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, half), bias), 23));
+  return _mm256_mul_ps(_mm256_mul_ps(p, f1), f2);
+}
+#endif
+
 // exp of 16 floats: the scalar exp above, lane by lane, to the bit.  AVX-512 has
 // it in fewer instructions: vminps/vmaxps clamp (NaN passing through) and vscalefps
 // applies 2^n in one step, rounding once into the subnormals as the two factors do.
-// Elsewhere the scalar exp runs in a loop the compiler vectorizes at its own width
-// (GCC splits 16-lane compares into scalars on narrower instruction sets).
+// AVX2 runs exp8 on each half (GCC would split 16-lane compares into scalars); without
+// either, the scalar exp runs in a loop the compiler vectorizes at its own width.
 inline f32x16 exp16(f32x16 x) {
-#ifdef __AVX512F__
+#if defined(__AVX512F__)
   f32x16 n;
   const f32x16 p = exp_reduced(
       _mm512_max_ps(_mm512_set1_ps(-104.0f), _mm512_min_ps(_mm512_set1_ps(89.0f), x)), n);
   return _mm512_scalef_ps(p, n);
+#elif defined(__AVX2__)
+  return {exp8(x.lo), exp8(x.hi)};
 #else
   float in[16], out[16];
   store16(in, x);
