@@ -202,8 +202,8 @@ inline __m256 exp8(__m256 x) {
 // exp of 16 floats: the scalar exp above, lane by lane, to the bit.  AVX-512 has
 // it in fewer instructions: vminps/vmaxps clamp (NaN passing through) and vscalefps
 // applies 2^n in one step, rounding once into the subnormals as the two factors do.
-// AVX2 runs exp8 on each half (GCC would split 16-lane compares into scalars); without
-// either, the scalar exp runs in a loop the compiler vectorizes at its own width.
+// AVX2 runs exp8 on each register of the pair; without either, the scalar exp runs in
+// a loop the compiler vectorizes at its own width.
 inline f32x16 exp16(f32x16 x) {
 #if defined(__AVX512F__)
   f32x16 n;
