@@ -26,11 +26,13 @@ inline float bits_to_float(int32_t i) {
 // x = n ln2 + r with |r| <= ln2/2 (ln2 in two parts), e^r by Cephes' degree-6
 // polynomial (about 1 ulp), 2^n from exponent bits in two factors so that
 // results down to the denormals and up to overflow come out right.
-// exp_reduced, shared with the 16-lane exp below, returns e^r and sets n.
+// exp_reduced, shared with the vector exps below, returns e^r and sets n, and
+// n_plus_round = n + kExpRound, whose low mantissa bits hold n as an integer.
+constexpr float kExpRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
 template <class V>
-inline V exp_reduced(V x, V& n) {
-  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  n = (x * 1.44269504088896341f + kRound) - kRound;
+inline V exp_reduced(V x, V& n, V& n_plus_round) {
+  n_plus_round = x * 1.44269504088896341f + kExpRound;
+  n = n_plus_round - kExpRound;
   const V r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
   V p = r * 1.9875691500e-4f + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
@@ -40,8 +42,8 @@ inline V exp_reduced(V x, V& n) {
   return p * (r * r) + r + 1.0f;
 }
 template <> inline float exp(float x) {
-  float n;
-  const float p = exp_reduced(x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x), n);  // NaN passes
+  float n, unused;
+  const float p = exp_reduced(x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x), n, unused);  // NaN passes
   const int32_t ni = static_cast<int32_t>(n);
   const int32_t half = ni >> 1;
   return p * bits_to_float((half + 127) << 23) * bits_to_float((ni - half + 127) << 23);
@@ -187,9 +189,9 @@ inline void stream_bytes(void* dst, const void* src, int64_t bytes) {
 // exp of 8 floats, the scalar exp's operations on AVX2 registers: vminps/vmaxps clamp
 // (NaN passing through) and the two factors of 2^n are built with integer shifts.
 inline __m256 exp8(__m256 x) {
-  __m256 n;
+  __m256 n, unused;
   const __m256 p = exp_reduced(
-      _mm256_max_ps(_mm256_set1_ps(-104.0f), _mm256_min_ps(_mm256_set1_ps(89.0f), x)), n);
+      _mm256_max_ps(_mm256_set1_ps(-104.0f), _mm256_min_ps(_mm256_set1_ps(89.0f), x)), n, unused);
   const __m256i ni = _mm256_cvtps_epi32(n), half = _mm256_srai_epi32(ni, 1);
   const __m256i bias = _mm256_set1_epi32(127);
   const __m256 f1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, bias), 23));
@@ -197,20 +199,42 @@ inline __m256 exp8(__m256 x) {
       _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, half), bias), 23));
   return _mm256_mul_ps(_mm256_mul_ps(p, f1), f2);
 }
+
+// Lanes of x outside [-87, 87], NaN included, set.  Inside, n is in [-126, 126], so
+// 2^n is a normal float and e^r * 2^n rounds once, as e^r * f1 * f2 does.
+inline __m256 exp8_outside_normal_range(__m256 x) {
+  const __m256 magnitude = _mm256_and_ps(x, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)));
+  return _mm256_cmp_ps(magnitude, _mm256_set1_ps(87.0f), _CMP_NLE_UQ);
+}
+
+// exp8 for x in [-87, 87], to the bit: no clamp, and 2^n in one factor, whose exponent
+// bits are n's bits in n + kExpRound shifted into place (kExpRound's own bits shift out).
+inline __m256 exp8_normal_range(__m256 x) {
+  __m256 n, n_plus_round;
+  const __m256 p = exp_reduced(x, n, n_plus_round);
+  const __m256i bits = _mm256_add_epi32(_mm256_slli_epi32(_mm256_castps_si256(n_plus_round), 23),
+                                        _mm256_set1_epi32(127 << 23));
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
 #endif
 
 // exp of 16 floats: the scalar exp above, lane by lane, to the bit.  AVX-512 has
 // it in fewer instructions: vminps/vmaxps clamp (NaN passing through) and vscalefps
 // applies 2^n in one step, rounding once into the subnormals as the two factors do.
-// AVX2 runs exp8 on each register of the pair; without either, the scalar exp runs in
-// a loop the compiler vectorizes at its own width.
+// AVX2 runs exp8 on each register of the pair, or exp8_normal_range when all 16 lanes
+// allow it; without either, the scalar exp runs in a loop the compiler vectorizes at
+// its own width.
 inline f32x16 exp16(f32x16 x) {
 #if defined(__AVX512F__)
-  f32x16 n;
+  f32x16 n, unused;
   const f32x16 p = exp_reduced(
-      _mm512_max_ps(_mm512_set1_ps(-104.0f), _mm512_min_ps(_mm512_set1_ps(89.0f), x)), n);
+      _mm512_max_ps(_mm512_set1_ps(-104.0f), _mm512_min_ps(_mm512_set1_ps(89.0f), x)), n, unused);
   return _mm512_scalef_ps(p, n);
 #elif defined(__AVX2__)
+  // Inputs usually lie in the normal range, where the cheaper exp8 applies.
+  if (!_mm256_movemask_ps(
+          _mm256_or_ps(exp8_outside_normal_range(x.lo), exp8_outside_normal_range(x.hi))))
+    return {exp8_normal_range(x.lo), exp8_normal_range(x.hi)};
   return {exp8(x.lo), exp8(x.hi)};
 #else
   float in[16], out[16];

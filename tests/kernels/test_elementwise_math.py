@@ -55,3 +55,23 @@ def test_vector_exp_equals_the_scalar_exp_at_every_tail_length():
         strided[::2] = x
         got, want = unary("exp", x), unary("exp", strided[::2])
         np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32), err_msg=f"n={n}")
+
+
+def test_vector_exp_equals_the_scalar_exp_inside_and_at_the_edges_of_the_normal_range():
+    """AVX2 takes a cheaper path when all 16 lanes lie in [-87, 87]: vectors wholly inside
+    it, and vectors with one lane just outside it (or NaN) at each position, agree with
+    the scalar exp to the bit."""
+    rng = np.random.default_rng(1)
+    inside = rng.uniform(-87, 87, 16 * 64 + 7).astype(np.float32)
+    inside[:4] = [87.0, -87.0, np.nextafter(np.float32(87), np.float32(0)), 0.0]
+    edges = [np.nextafter(np.float32(87), np.float32(100)),
+             np.nextafter(np.float32(-87), np.float32(-100)), np.nan, -np.inf, -88.0, 88.5]
+    for edge in edges:
+        for lane in range(16):
+            x = inside.copy()
+            x[16 + lane] = edge
+            strided = np.empty(2 * x.size, np.float32)
+            strided[::2] = x
+            got, want = unary("exp", x), unary("exp", strided[::2])
+            np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32),
+                                          err_msg=f"edge={edge} lane={lane}")
