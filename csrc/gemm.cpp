@@ -409,6 +409,9 @@ void gemm_thread(int tid, int nt, int tm, int64_t M, int64_t N, int64_t K, Opera
   const bool direct_b = b.cs == 1 && (M <= MR || (M <= kDirectBRows * MR &&
                                                   (b.rs * sizeof(T)) % 2048 != 0));
 
+  // With one row of threads (tm == 1) each thread packs exactly the panels of B it
+  // reads, so the threads need not wait for each other.
+  const bool b_shared = tm > 1;
   const int64_t NC = block_columns(nt);
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t nc = min64(NC, N - jc), npanels = ceil_div(nc, NR);
@@ -416,14 +419,14 @@ void gemm_thread(int tid, int nt, int tm, int64_t M, int64_t N, int64_t K, Opera
     for (int64_t pc = 0; pc < K; pc += BL::KC) {
       const int64_t kc = min64(BL::KC, K - pc);
       const bool add = accumulate || pc > 0;
-      if (nt > 1) {
+      if (b_shared) {
 #pragma omp barrier
       }
       const int64_t full = direct_b ? nc / NR : 0;  // panels read in place
       const int64_t p0 = npanels * tid / nt, p1 = npanels * (tid + 1) / nt;
       pack_b<T, NR>(kc, nc, p0 > full ? p0 : full, p1 > full ? p1 : full,
                     {b.p + pc * b.rs + jc * b.cs, b.rs, b.cs}, bp);
-      if (nt > 1) {
+      if (b_shared) {
 #pragma omp barrier
       }
       for (int64_t ic = m0; ic < m1; ic += BL::MC) {
@@ -490,12 +493,12 @@ void gemm2d(int64_t M, int64_t N, int64_t K, Operand<T> a, Operand<T> b, T* c, b
   }
   // Lay the threads out as tm x tn over (row panels) x (column panels) so that the
   // busiest thread has the fewest micro-tiles (M = 64 is 5 row panels: split 2 + 3 rows,
-  // it would leave one thread idle 1/3 of the time); on a tie prefer splitting rows,
-  // where each thread packs only its own A.
+  // it would leave one thread idle 1/3 of the time); on a tie prefer splitting columns,
+  // where each thread packs only the panels of B it reads and no thread waits for another.
   const int64_t mp = ceil_div(M, BL::MR), np = ceil_div(min64(N, block_columns(nt)), BL::NR);
   int tm = 1;
   int64_t best = -1;
-  for (int d = nt; d >= 1; --d) {
+  for (int d = 1; d <= nt; ++d) {
     if (nt % d) continue;
     const int64_t load = ceil_div(mp, d) * ceil_div(np, nt / d);
     if (best < 0 || load < best) {
