@@ -49,6 +49,17 @@ def test_shapes_against_numpy(dtype, m, k, n):
     check(operand((m, k), dtype, "contig"), operand((k, n), dtype, "contig"))
 
 
+@pytest.mark.parametrize("m,k,n", [(40, 300, 1037), (40, 300, 4133)], ids=lambda v: str(v))
+def test_threads_packing_their_own_panels_again_and_again(m, k, n):
+    """Threads split over columns pack their own panels of B and do not wait for each
+    other between depth slices (a shorter last one here) or before a narrower last block
+    of columns; a panel written where another thread still reads would show in a few
+    of these repeats."""
+    a, b = operand((m, k), np.float64, "contig"), operand((k, n), np.float64, "contig")
+    for _ in range(30):
+        check(a, b)
+
+
 @pytest.mark.parametrize("kind_a", LAYOUTS)
 @pytest.mark.parametrize("kind_b", LAYOUTS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
