@@ -354,15 +354,16 @@ void pack_a(int64_t mc, int64_t kc, Operand<T> a, T* __restrict dst) {
 }
 
 // Panels [p0, p1) of B[kc x nc] -> NR-wide panels, each stored k-major, zero padded,
-// panel p at dst + p * NR * KC whatever kc is (so that a thread packing its panels of
+// panel p at dst + p * stride whatever kc is (so that a thread packing its panels of
 // the next, shorter slice never writes where another thread's panels of this one lie).
-template <class T, int NR, int64_t KC>
-void pack_b(int64_t kc, int64_t nc, int64_t p0, int64_t p1, Operand<T> b, T* __restrict dst) {
+template <class T, int NR>
+void pack_b(int64_t kc, int64_t nc, int64_t p0, int64_t p1, Operand<T> b, T* __restrict dst,
+            int64_t stride) {
   for (int64_t p = p0; p < p1; ++p) {
     const int64_t j0 = p * NR;
     const int n = static_cast<int>(nc - j0 < NR ? nc - j0 : NR);
     const T* src = b.p + j0 * b.cs;
-    T* d = dst + p * NR * KC;
+    T* d = dst + p * stride;
     if (b.cs == 1 && n == NR) {
       for (int64_t k = 0; k < kc; ++k) std::memcpy(d + k * NR, src + k * b.rs, NR * sizeof(T));
     } else if (b.rs == 1) {
@@ -415,6 +416,7 @@ void gemm_thread(int tid, int nt, int tm, int64_t M, int64_t N, int64_t K, Opera
   // reads, so the threads need not wait for each other, except between blocks of
   // columns: a narrower last block assigns the panels to threads anew.
   const bool b_shared = tm > 1;
+  const int64_t panel_stride = NR * min64(K, BL::KC);  // between packed panels of B
   const int64_t NC = block_columns(nt);
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t nc = min64(NC, N - jc), npanels = ceil_div(nc, NR);
@@ -427,8 +429,8 @@ void gemm_thread(int tid, int nt, int tm, int64_t M, int64_t N, int64_t K, Opera
       }
       const int64_t full = direct_b ? nc / NR : 0;  // panels read in place
       const int64_t p0 = npanels * tid / nt, p1 = npanels * (tid + 1) / nt;
-      pack_b<T, NR, BL::KC>(kc, nc, p0 > full ? p0 : full, p1 > full ? p1 : full,
-                    {b.p + pc * b.rs + jc * b.cs, b.rs, b.cs}, bp);
+      pack_b<T, NR>(kc, nc, p0 > full ? p0 : full, p1 > full ? p1 : full,
+                    {b.p + pc * b.rs + jc * b.cs, b.rs, b.cs}, bp, panel_stride);
       if (b_shared) {
 #pragma omp barrier
       }
@@ -438,7 +440,7 @@ void gemm_thread(int tid, int nt, int tm, int64_t M, int64_t N, int64_t K, Opera
         for (int64_t q = q0; q < q1; ++q) {
           const int64_t jr = q * NR, n = min64(NR, nc - jr);
           const bool in_place = q < full;
-          const T* bpanel = in_place ? b.p + pc * b.rs + (jc + jr) : bp + q * NR * BL::KC;
+          const T* bpanel = in_place ? b.p + pc * b.rs + (jc + jr) : bp + q * panel_stride;
           const int64_t ldb = in_place ? b.rs : NR;
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int64_t m = min64(MR, mc - ir);
