@@ -578,10 +578,11 @@ void matmul_typed(const View& a, const View& b, const View& out, bool accumulate
               c + i * M * N, accumulate, threads);
   };
   const int max_threads = omp_get_max_threads();
-  // Many small matrices: one matrix per thread.
+  // Many small matrices: one matrix per thread, each thread a contiguous run of them (they
+  // cost the same, and each thread then streams through memory of its own).
   if (batch > 1 && max_threads > 1 && M * N * K < kParallelWork * 16 &&
       batch * M * N * K >= kParallelWork) {
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < batch; ++i) item(i, 1);
     return;
   }
