@@ -41,9 +41,14 @@ inline V exp_reduced(V x, V& n, V& n_plus_round) {
   p = p * r + 5.0000001201e-1f;
   return p * (r * r) + r + 1.0f;
 }
+template <class V>
+inline V exp_reduced(V x, V& n) {
+  V n_plus_round;
+  return exp_reduced(x, n, n_plus_round);
+}
 template <> inline float exp(float x) {
-  float n, unused;
-  const float p = exp_reduced(x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x), n, unused);  // NaN passes
+  float n;
+  const float p = exp_reduced(x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x), n);  // NaN passes
   const int32_t ni = static_cast<int32_t>(n);
   const int32_t half = ni >> 1;
   return p * bits_to_float((half + 127) << 23) * bits_to_float((ni - half + 127) << 23);
@@ -189,9 +194,9 @@ inline void stream_bytes(void* dst, const void* src, int64_t bytes) {
 // exp of 8 floats, the scalar exp's operations on AVX2 registers: vminps/vmaxps clamp
 // (NaN passing through) and the two factors of 2^n are built with integer shifts.
 inline __m256 exp8(__m256 x) {
-  __m256 n, unused;
+  __m256 n;
   const __m256 p = exp_reduced(
-      _mm256_max_ps(_mm256_set1_ps(-104.0f), _mm256_min_ps(_mm256_set1_ps(89.0f), x)), n, unused);
+      _mm256_max_ps(_mm256_set1_ps(-104.0f), _mm256_min_ps(_mm256_set1_ps(89.0f), x)), n);
   const __m256i ni = _mm256_cvtps_epi32(n), half = _mm256_srai_epi32(ni, 1);
   const __m256i bias = _mm256_set1_epi32(127);
   const __m256 f1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, bias), 23));
@@ -226,9 +231,9 @@ inline __m256 exp8_normal_range(__m256 x) {
 // its own width.
 inline f32x16 exp16(f32x16 x) {
 #if defined(__AVX512F__)
-  f32x16 n, unused;
+  f32x16 n;
   const f32x16 p = exp_reduced(
-      _mm512_max_ps(_mm512_set1_ps(-104.0f), _mm512_min_ps(_mm512_set1_ps(89.0f), x)), n, unused);
+      _mm512_max_ps(_mm512_set1_ps(-104.0f), _mm512_min_ps(_mm512_set1_ps(89.0f), x)), n);
   return _mm512_scalef_ps(p, n);
 #elif defined(__AVX2__)
   // Inputs usually lie in the normal range, where the cheaper exp8 applies.
