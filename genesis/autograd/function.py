@@ -79,7 +79,8 @@ class Function(Node):
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        # The hot path of every op: plain loops, no generator expressions.
+        # The hot path of every op: plain loops, no comprehensions (each is a function
+        # call of its own in Python 3.11), one pass over the arguments per purpose.
         Tensor = _Tensor
         ctx = cls.__new__(cls)
         ctx._hooks = None
@@ -106,8 +107,17 @@ class Function(Node):
         ctx.backend = backend_of(device)
         ctx.device = device
         if requires_grad and STATE.enabled:
-            ctx.needs_input_grad = tuple([isinstance(a, Tensor) and a._requires_grad
-                                          for a in args])
+            needs = []
+            edges = []
+            for a in args:
+                if isinstance(a, Tensor) and a._requires_grad:
+                    needs.append(True)
+                    edges.append(_edge(a))
+                else:
+                    needs.append(False)
+                    edges.append(None)
+            ctx.needs_input_grad = tuple(needs)
+            ctx.next_functions = tuple(edges)
         else:
             requires_grad = False
             ctx.needs_input_grad = (False,) * len(args)
@@ -120,22 +130,30 @@ class Function(Node):
         make = Tensor._make
         if not requires_grad:
             ctx._saved = ()
-            results = [make(o, device) for o in outs]
+            if single:
+                results = (make(raw, device),)
+            else:
+                results = []
+                for o in outs:
+                    results.append(make(o, device))
         else:
-            ctx.next_functions = tuple([_edge(a) if isinstance(a, Tensor) else None
-                                        for a in args])
             ctx._n_outputs = len(outs)
-            non_diff = ctx._non_diff or ()
+            non_diff = ctx._non_diff
             results = []
-            for i, o in enumerate(outs):
+            i = 0
+            for o in outs:
                 differentiable = o.dtype.kind == "f"
-                for n in non_diff:
-                    if o is n:
-                        differentiable = False
+                if non_diff:
+                    for n in non_diff:
+                        if o is n:
+                            differentiable = False
                 results.append(make(o, device, ctx, i) if differentiable else make(o, device))
-            if len(results) > 1:  # so the engine can give unused outputs zero gradients
-                ctx._output_meta = tuple([(tuple(r.shape), r.dtype, device) if r._requires_grad
-                                          else None for r in results])
+                i += 1
+            if i > 1:  # so the engine can give unused outputs zero gradients
+                meta = []
+                for r in results:
+                    meta.append((tuple(r.shape), r.dtype, device) if r._requires_grad else None)
+                ctx._output_meta = tuple(meta)
             if ctx._saved:
                 ctx._resolve_saved(args, results)
         if ctx.is_view:  # forward may decide (reshape copies when strides forbid a view)
@@ -231,7 +249,7 @@ class AccumulateGrad(Node):
 
 def _edge(t):
     """The (node, output_nr) a gradient for tensor `t` must flow to, or None."""
-    if not t.requires_grad:
+    if not t._requires_grad:
         return None
     if t.grad_fn is not None:
         return (t.grad_fn, t._output_nr)

@@ -8,14 +8,6 @@ from ._util import coerce_pair
 from .indexing import _alias, _check_inplace_allowed
 
 
-def _method(fn):
-    def m(self, *args, **kwargs):
-        return fn(self, *args, **kwargs)
-    m.__name__ = fn.__name__
-    m.__doc__ = fn.__doc__
-    return m
-
-
 _PLAIN = {
     # elementwise
     "add": E.add, "sub": E.sub, "mul": E.mul, "div": E.div, "true_divide": E.div,
@@ -47,8 +39,10 @@ _PLAIN = {
     # linear algebra
     "matmul": L.matmul, "mm": L.mm, "bmm": L.bmm, "dot": L.dot, "outer": L.outer,
 }
+# Plain functions, so each becomes a method by itself (self is the op's first argument),
+# without a wrapper's extra call on every use.
 for _name, _fn in _PLAIN.items():
-    setattr(Tensor, _name, _method(_fn))
+    setattr(Tensor, _name, _fn)
 
 
 def _reflect(fn):
@@ -57,35 +51,35 @@ def _reflect(fn):
     return r
 
 
-Tensor.__add__ = Tensor.__radd__ = lambda a, b: E.add(a, b)
-Tensor.__sub__ = lambda a, b: E.sub(a, b)
+Tensor.__add__ = Tensor.__radd__ = E.add
+Tensor.__sub__ = E.sub
 Tensor.__rsub__ = _reflect(E.sub)
-Tensor.__mul__ = Tensor.__rmul__ = lambda a, b: E.mul(a, b)
-Tensor.__truediv__ = lambda a, b: E.div(a, b)
+Tensor.__mul__ = Tensor.__rmul__ = E.mul
+Tensor.__truediv__ = E.div
 Tensor.__rtruediv__ = _reflect(E.div)
-Tensor.__floordiv__ = lambda a, b: E.floor_divide(a, b)
+Tensor.__floordiv__ = E.floor_divide
 Tensor.__rfloordiv__ = _reflect(E.floor_divide)
-Tensor.__mod__ = lambda a, b: E.remainder(a, b)
+Tensor.__mod__ = E.remainder
 Tensor.__rmod__ = _reflect(E.remainder)
-Tensor.__pow__ = lambda a, b: E.pow(a, b)
+Tensor.__pow__ = E.pow
 Tensor.__rpow__ = _reflect(E.pow)
-Tensor.__matmul__ = lambda a, b: L.matmul(a, b)
+Tensor.__matmul__ = L.matmul
 Tensor.__rmatmul__ = _reflect(L.matmul)
-Tensor.__neg__ = lambda a: E.neg(a)
+Tensor.__neg__ = E.neg
 Tensor.__pos__ = lambda a: a
-Tensor.__abs__ = lambda a: E.abs(a)
-Tensor.__invert__ = lambda a: E.logical_not(a)
-Tensor.__and__ = Tensor.__rand__ = lambda a, b: E.logical_and(a, b)
-Tensor.__or__ = Tensor.__ror__ = lambda a, b: E.logical_or(a, b)
-Tensor.__xor__ = Tensor.__rxor__ = lambda a, b: E.logical_xor(a, b)
-Tensor.__eq__ = lambda a, b: E.eq(a, b)
-Tensor.__ne__ = lambda a, b: E.ne(a, b)
-Tensor.__lt__ = lambda a, b: E.lt(a, b)
-Tensor.__le__ = lambda a, b: E.le(a, b)
-Tensor.__gt__ = lambda a, b: E.gt(a, b)
-Tensor.__ge__ = lambda a, b: E.ge(a, b)
-Tensor.__getitem__ = lambda self, key: I.getitem(self, key)
-Tensor.__setitem__ = lambda self, key, value: I.setitem(self, key, value)
+Tensor.__abs__ = E.abs
+Tensor.__invert__ = E.logical_not
+Tensor.__and__ = Tensor.__rand__ = E.logical_and
+Tensor.__or__ = Tensor.__ror__ = E.logical_or
+Tensor.__xor__ = Tensor.__rxor__ = E.logical_xor
+Tensor.__eq__ = E.eq
+Tensor.__ne__ = E.ne
+Tensor.__lt__ = E.lt
+Tensor.__le__ = E.le
+Tensor.__gt__ = E.gt
+Tensor.__ge__ = E.ge
+Tensor.__getitem__ = I.getitem
+Tensor.__setitem__ = I.setitem
 Tensor.T = property(lambda self: S.permute(self, tuple(range(self.ndim - 1, -1, -1))),
                     doc="All dims reversed.")
 Tensor.mT = property(lambda self: S.transpose(self, -2, -1), doc="The last two dims swapped.")

@@ -348,7 +348,8 @@ class Where(Function):
 
 
 def _binary(cls, a, b, op):
-    a, b = coerce_pair(a, b, op)
+    if not (isinstance(a, Tensor) and isinstance(b, Tensor) and a._data.dtype == b._data.dtype):
+        a, b = coerce_pair(a, b, op)
     if a._data.shape != b._data.shape:
         broadcast_shape(op, a._data.shape, b._data.shape)
     return cls.apply(a, b)
