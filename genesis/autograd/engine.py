@@ -130,10 +130,10 @@ def _accumulate(node, g, create_graph, handed_out):
     leaf = node.leaf()
     if leaf is None:
         return
-    if g.shape != leaf.shape:
+    if g._data.shape != leaf._data.shape:
         raise RuntimeError(f"gradient of shape {tuple(g.shape)} does not match the leaf's "
                            f"shape {tuple(leaf.shape)}")
-    if not create_graph:
+    if not create_graph and g._requires_grad:
         g = g.detach()
     if leaf.grad is None:
         # A gradient that is a view or already belongs to another leaf is copied,

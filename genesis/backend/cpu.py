@@ -158,25 +158,29 @@ def _expand(x, shape):
 
 
 # ------------------------------------------------------------------ reductions
+# Without keepdim, the kernels write through a keepdim-shaped view of the result, so
+# that what is returned owns its memory (a gradient that does is not copied again when
+# it becomes a leaf's .grad).
 def reduce(op, x, dims, keepdim, dtype=None):
     kept = list(x.shape)
     for d in dims:
         kept[d] = 1
-    out = empty(kept, dtype or x.dtype)
-    _C.reduce(_R[op], x, out)
-    if not keepdim:
-        out = out.reshape([s for d, s in enumerate(x.shape) if d not in dims])
+    if keepdim:
+        out = empty(kept, dtype or x.dtype)
+        _C.reduce(_R[op], x, out)
+        return out
+    out = empty([s for d, s in enumerate(x.shape) if d not in dims], dtype or x.dtype)
+    _C.reduce(_R[op], x, out.reshape(kept))
     return out
 
 
 def reduce_arg(is_max, x, dim, keepdim):
     kept = list(x.shape)
     kept[dim] = 1
-    values = empty(kept, x.dtype)
-    indices = empty(kept, np.int64)
-    _C.reduce_arg(is_max, x, dim, values, indices)
-    if not keepdim:
-        values, indices = np.squeeze(values, dim), np.squeeze(indices, dim)
+    shape = kept if keepdim else kept[:dim] + kept[dim + 1:]
+    values = empty(shape, x.dtype)
+    indices = empty(shape, np.int64)
+    _C.reduce_arg(is_max, x, dim, values.reshape(kept), indices.reshape(kept))
     return values, indices
 
 

@@ -138,7 +138,7 @@ class Optimizer:
             g = p.grad
             if g is None:
                 continue
-            if g.device != p.device:
+            if g._device is not p._device:  # devices are interned
                 raise RuntimeError(f"{type(self).__name__}: gradient is on {g.device} but the "
                                    f"parameter is on {p.device}")
             yield p, g._data
