@@ -17,7 +17,7 @@ struct Stats {
   size_t hits, misses;  // allocations served from the cache / from malloc
 };
 
-// A block of at least `bytes` bytes, 64-byte aligned; throws std::bad_alloc.
+// A block of at least `bytes` bytes, page (4 KiB) aligned; throws std::bad_alloc.
 void* allocate(size_t bytes);
 // Gives back a block from allocate(): kept for reuse while the cache holds at
 // most its limit, freed otherwise.
