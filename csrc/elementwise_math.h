@@ -149,8 +149,10 @@ inline bool stream_output(int64_t bytes) { return bytes >= streaming::min_bytes(
 // y[i, i + 16) = at(i, 16) for n contiguous floats, the whole 64-byte lines of y by
 // non-temporal stores in the same loop as at()'s loads (stores streamed in bursts
 // stall the loads behind them); at(i, len < 16) gives the first len lanes of the
-// partial vectors before and after the aligned lines.
-template <class At>
+// partial vectors before and after the aligned lines.  Without Fence the caller issues
+// the _mm_sfence (once, after a loop that streams a line in pieces: each fence waits
+// for the streamed stores to drain).
+template <bool Fence = true, class At>
 inline void stream16_from(float* y, int64_t n, At&& at) {
   const auto part = [&](int64_t i, int64_t len) {
     for (; len >= 16; i += 16, len -= 16) store16(y + i, at(i, 16));
@@ -162,7 +164,7 @@ inline void stream16_from(float* y, int64_t n, At&& at) {
   int64_t i = head;
   for (; i + 16 <= n; i += 16) stream16(y + i, at(i, 16));
   part(i, n - i);
-  _mm_sfence();  // order the streamed lines before whatever this thread stores next
+  if (Fence) _mm_sfence();  // order the streamed lines before whatever this thread stores next
 }
 
 // The first len <= 16 floats at p (the others 0).
@@ -171,9 +173,9 @@ inline f32x16 load16_upto(const float* p, int64_t len) {
 }
 
 // map16 with y's lines streamed (see stream16_from).
-template <class F>
+template <bool Fence = true, class F>
 inline void map16_stream(const float* x, float* y, int64_t n, F&& f) {
-  stream16_from(y, n, [&](int64_t i, int64_t len) { return f(load16_upto(x + i, len)); });
+  stream16_from<Fence>(y, n, [&](int64_t i, int64_t len) { return f(load16_upto(x + i, len)); });
 }
 
 // dst[0, bytes) = src[0, bytes), the whole 64-byte lines of dst by non-temporal stores

@@ -521,6 +521,14 @@ void cumsum_typed(const View& x, int dim, const View& out) {
   });
 }
 
+// The maximum a softmax line is shifted by.  It skips NaNs: a NaN reaches the sum and
+// makes the whole line NaN anyway.
+template <class T>
+T softmax_max(const T* x, int64_t n) {
+  const T m = ordered_extreme<T, true>(x, n, -std::numeric_limits<T>::infinity());
+  return m == -std::numeric_limits<T>::infinity() ? T(0) : m;  // all -inf: 0/0 = NaN, as PyTorch
+}
+
 // Softmax of one line into out.  Contiguous lines take three passes (max, exp and sum,
 // scale), each vectorized and over a line that stays in cache; strided lines are first
 // gathered into `tmp`.  `next` is the line that follows in memory when lines are
@@ -536,9 +544,7 @@ void softmax_line(const T* x, int64_t sx, T* out, int64_t so, int64_t n, bool lo
   }
   stream = stream && so == 1;
   T* y = so == 1 && !stream ? out : tmp;  // where the contiguous result is built
-  // The maximum skips NaNs: a NaN reaches the sum and makes the whole line NaN anyway.
-  T m = ordered_extreme<T, true>(x, n, -std::numeric_limits<T>::infinity());
-  if (m == -std::numeric_limits<T>::infinity()) m = 0;  // all -inf: 0/0 = NaN, as PyTorch
+  const T m = softmax_max(x, n);
   const T sum = vm::exp_sum(x, n, m, log ? nullptr : y, next);
   if constexpr (std::is_same_v<T, float>) {
     if (stream) {
@@ -561,6 +567,64 @@ void softmax_line(const T* x, int64_t sx, T* out, int64_t so, int64_t n, bool lo
     for (int64_t i = 0; i < n; ++i) out[i * so] = y[i];
 }
 
+// Softmax of contiguous float rows into a contiguous output too large for the cache,
+// software-pipelined.  Done row by row, the exp pass is compute bound and the streamed
+// output pass memory bound, one after the other.  Here the pass that computes row r's
+// exps (into a buffer, as softmax_line does) also prefetches row r + 1 and streams out
+// row r - 1, block by block, so the output's write traffic overlaps the arithmetic.
+// Each row's operations and their order are softmax_line's: the results are the same.
+void softmax_rows_streamed(const float* x, float* out, int64_t rows, int64_t n, bool log) {
+  const int nt = static_cast<int>(std::min<int64_t>(threads_for(rows * n), rows));
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num(), nth = omp_get_num_threads();
+    const int64_t b = rows * t / nth, e = rows * (t + 1) / nth;
+    // Row r's exps go to a page-aligned region of its own parity (the row before streams
+    // out of the other one; log_softmax stores no exps: it writes x - shift), at the
+    // offset in its page of row r's output.  Stores a little ahead of later loads mod
+    // 4 KiB make those loads wait (see host_cache.cpp); so placed, the exps stand to x
+    // and to the output as the output stands to x.
+    constexpr int64_t page = 4096 / sizeof(float);
+    const int64_t region = (n + page - 1) / page * page + page;
+    thread_local std::vector<float> buffers;
+    if (static_cast<int64_t>(buffers.size()) < 2 * region + page)
+      buffers.resize(2 * region + page);
+    float* const regions =
+        buffers.data() + (-reinterpret_cast<uintptr_t>(buffers.data()) & 4095) / 4;
+    const auto exps_of = [&](int64_t r) {
+      return regions + (r % 2) * region + (reinterpret_cast<uintptr_t>(out + r * n) & 4095) / 4;
+    };
+    const float* prev_src = nullptr;  // what row r - 1's output is computed from
+    float* prev_out = nullptr;
+    float prev_factor = 0;  // row r - 1's 1 / sum (softmax) or shift (log_softmax)
+    const auto stream_out = [&](int64_t i0, int64_t len) {  // fenced once, at the end
+      const float f = prev_factor;
+      const float* src = prev_src + i0;
+      float* dst = prev_out + i0;
+      if (log) vm::map16_stream<false>(src, dst, len, [=](vm::f32x16 v) { return v - f; });
+      else vm::map16_stream<false>(src, dst, len, [=](vm::f32x16 v) { return v * f; });
+    };
+    for (int64_t r = b; r < e; ++r) {
+      const float* xr = x + r * n;
+      float* y = log ? nullptr : exps_of(r);
+      const float m = softmax_max(xr, n);
+      vm::f32x16 lanes{};
+      for (int64_t i0 = 0; i0 < n; i0 += vm::kPrefetchBlock) {
+        const int64_t len = std::min(vm::kPrefetchBlock, n - i0);
+        vm::prefetch_block(xr + n + i0, len * int64_t(sizeof(float)));  // never faults
+        lanes += vm::exp_sum16(xr + i0, len, m, y ? y + i0 : nullptr);
+        if (prev_src) stream_out(i0, len);
+      }
+      const float sum = vm::lane_sum(lanes);
+      prev_src = log ? xr : y;
+      prev_out = out + r * n;
+      prev_factor = log ? m + std::log(sum) : 1.0f / sum;
+    }
+    if (prev_src) stream_out(0, n);
+    _mm_sfence();
+  }
+}
+
 template <class T>
 void softmax_typed(const View& x, int dim, bool log, const View& out) {
   const View* v[2] = {&x, &out};
@@ -570,6 +634,10 @@ void softmax_typed(const View& x, int dim, bool log, const View& out) {
   const bool rows = dim == x.ndim - 1 && is_contiguous(x);  // line after line in memory
   const bool stream =
       std::is_same_v<T, float> && vm::stream_output(numel(out) * int64_t(sizeof(T)));
+  if constexpr (std::is_same_v<T, float>) {
+    if (rows && stream && is_contiguous(out) && n > 0)
+      return softmax_rows_streamed(xd, od, numel(x) / n, n, log);
+  }
   for_each_line(v, dim, [&](const int64_t* off) {
     thread_local std::vector<T> tmp;
     if (static_cast<int64_t>(tmp.size()) < n) tmp.resize(n);

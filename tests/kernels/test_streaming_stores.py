@@ -69,10 +69,15 @@ def test_streamed_copy_equals_source(dtype, offset):
 
 
 @pytest.mark.parametrize("log", [False, True])
-@pytest.mark.parametrize("shape, dim", [((6, 1027), 1), ((3, 16), 1), ((5, 7), 1), ((33, 9), 0)])
+@pytest.mark.parametrize("shape, dim", [((6, 1027), 1), ((3, 16), 1), ((5, 7), 1), ((33, 9), 0),
+                                        ((1, 300), 1), ((41, 513), 1), ((2, 3, 260), 2)])
 def test_streamed_softmax_equals_cached(shape, dim, log):
+    """Contiguous rows stream out one row behind the exps of the next (pipelined); the
+    shapes give one row, rows over several blocks of the pass, and a row of -inf."""
     x = (np.random.default_rng(2).standard_normal(shape) * 5).astype(np.float32)
-    x[0, 0] = np.nan
+    x.reshape(-1, shape[-1])[0, 0] = np.nan
+    if x.shape[0] > 2:
+        x[2] = -np.inf
 
     def kernel():
         out = shifted(np.zeros(shape, np.float32), 1)
