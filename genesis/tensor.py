@@ -7,6 +7,7 @@ wrappers that delegate to the same functions users call as `genesis.<op>`.
 """
 import numpy as np
 
+from . import autograd as _autograd
 from . import dtypes as _dt
 from .autograd import engine as _engine
 from .autograd import function as _function
@@ -222,9 +223,8 @@ class Tensor:
     # ------------------------------------------------------------------ autograd
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate d(self)/d(leaf) into the `.grad` of every leaf of the graph."""
-        from .autograd import backward as _backward
-        _backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph,
-                  inputs=inputs)
+        _autograd.backward(self, gradient, retain_graph=retain_graph,
+                           create_graph=create_graph, inputs=inputs)
 
     def detach(self):
         """A tensor sharing this one's data (and version counter), cut from the graph.

@@ -1,7 +1,8 @@
 """Reverse-mode automatic differentiation: `backward`, `grad`, grad modes, and
 numerical checks of gradients (`gradcheck`, `gradgradcheck`)."""
 from . import engine
-from .function import Function
+from . import function as _function
+from .function import Function, _edge, backend_of
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 
@@ -16,22 +17,26 @@ def _as_tuple(x):
 
 
 def _root_grads(outputs, grad_outputs, create_graph):
-    from ..ops.creation import ones_like
-    from ..tensor import Tensor
+    Tensor = _function._Tensor
     grads = []
     for i, out in enumerate(outputs):
         if not isinstance(out, Tensor):
             raise TypeError(f"expected Tensor outputs, got {type(out).__name__}")
-        if not out.requires_grad:
+        if not out._requires_grad:
             raise RuntimeError(f"element {i} of tensors does not require grad and does not "
                                "have a grad_fn")
         g = grad_outputs[i] if grad_outputs and i < len(grad_outputs) else None
         if g is None:
-            if out.numel() != 1:
+            data = out._data
+            if data.size != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs; "
                                    f"pass a gradient of shape {list(out.shape)} for output {i}")
-            g = ones_like(out)
-        elif not isinstance(g, Tensor):
+            # Ones of out's shape and dtype, made directly: a new tensor outside any
+            # graph, with nothing to check or detach (the common loss.backward()).
+            ones = backend_of(out._device).full(data.shape, 1, data.dtype)
+            grads.append(Tensor._make(ones, out._device))
+            continue
+        if not isinstance(g, Tensor):
             from ..ops.creation import tensor
             g = tensor(g, dtype=out.dtype, device=out.device)
         if tuple(g.shape) != tuple(out.shape):
@@ -42,7 +47,6 @@ def _root_grads(outputs, grad_outputs, create_graph):
 
 
 def _edges(outputs):
-    from .function import _edge
     return [_edge(o) for o in outputs]
 
 
@@ -73,8 +77,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     grads = _root_grads(outputs, _as_tuple(grad_outputs), create_graph)
     if retain_graph is None:
         retain_graph = create_graph
-    from ..tensor import Tensor
-    from .function import _edge
+    Tensor = _function._Tensor
     capture = {}
     keys = []
     for i, t in enumerate(inputs):

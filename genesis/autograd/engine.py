@@ -80,7 +80,8 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
             if isinstance(node, AccumulateGrad):
                 _accumulate(node, grads[0], create_graph, handed_out)
                 continue
-            _materialize(node, grads)
+            if len(grads) > 1:  # a single output's slot is always filled
+                _materialize(node, grads)
             results = node._run_backward(grads)
             if not retain_graph:
                 node._release()

@@ -15,7 +15,7 @@ in-place modification by version counters.
 """
 import weakref
 
-from ..backend import get as _get_backend
+from ..backend import get as backend_of
 from .grad_mode import STATE
 
 _Tensor = None  # genesis.tensor.Tensor, bound at import time by genesis.tensor
@@ -27,18 +27,6 @@ _FREED = ("Trying to backward through the graph a second time (or directly acces
           "if you need to access saved tensors after calling backward.")
 
 _INPUT, _OUTPUT, _CONSTANT = 0, 1, 2
-
-# Backend module per device object (devices are singletons), looked up once.
-_BACKENDS = {}
-
-
-def backend_of(device):
-    """The backend module of `device` (a genesis.device), cached by identity: devices are
-    interned, and this runs on every op."""
-    backend = _BACKENDS.get(id(device))
-    if backend is None:
-        backend = _BACKENDS[id(device)] = _get_backend(device)
-    return backend
 
 
 class Node:

@@ -6,10 +6,22 @@ from ..device import device as _device
 from . import cpu
 
 _BACKENDS = {"cpu": cpu}
+# Backend per device object, by identity: devices are interned and never freed, so an
+# id here always means the same device.  This runs on every op.
+_BY_DEVICE = {}
 
 
 def get(dev):
-    """The backend module that computes on device `dev`."""
+    """The backend module that computes on device `dev` (a device or its name)."""
+    backend = _BY_DEVICE.get(id(dev))
+    if backend is None:
+        backend = _lookup(dev)
+        if isinstance(dev, _device):
+            _BY_DEVICE[id(dev)] = backend
+    return backend
+
+
+def _lookup(dev):
     dev = _device(dev)
     backend = _BACKENDS.get(dev.type)
     if backend is None:
