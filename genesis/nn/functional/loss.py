@@ -120,6 +120,12 @@ def _class_inputs(op, input, target, weight, allow_prob):
     A (C,) input with a 0-d class target (or a (C,) probability target) is
     treated as a batch of one.  Class targets become int64.
     """
+    if (isinstance(input, Tensor) and isinstance(target, Tensor) and weight is None
+            and input._device is target._device):
+        x, t = input._data, target._data
+        if (x.ndim == 2 and x.dtype.kind == "f" and t.ndim == 1 and t.shape[0] == x.shape[0]
+                and t.dtype.kind == "i" and t.dtype.itemsize == 8):
+            return input, target, None, False  # the common case, without the checks below
     _float_input(op, input)
     if not isinstance(target, Tensor):
         raise TypeError(f"{op}: target must be a Tensor, got {type(target).__name__}")
