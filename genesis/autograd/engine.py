@@ -82,7 +82,9 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                 continue
             if len(grads) > 1:  # a single output's slot is always filled
                 _materialize(node, grads)
-            results = node._run_backward(grads)
+            results = type(node).backward(node, *grads)
+            if not isinstance(results, tuple):
+                results = (results,)
             if not retain_graph:
                 node._release()
             edges = node.next_functions

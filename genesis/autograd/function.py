@@ -216,10 +216,6 @@ class Function(Node):
     def _release(self):
         self._saved = None
 
-    def _run_backward(self, grads):
-        result = type(self).backward(self, *grads)
-        return result if isinstance(result, tuple) else (result,)
-
 
 class AccumulateGrad(Node):
     """The node of a leaf tensor: sums incoming gradients into `leaf.grad`."""
