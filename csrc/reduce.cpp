@@ -664,8 +664,18 @@ void softmax_backward_typed(const View& y, const View& g, int dim, bool log, con
       if (contiguous) {
 #pragma omp simd reduction(+ : dot)
         for (int64_t i = 0; i < n; ++i) dot += gp[i];
+        if constexpr (std::is_same_v<T, float>) {  // the 16-lane exp: the scalar exp's bits
+          int64_t i = 0;
+          for (; i + 16 <= n; i += 16)
+            vm::store16(op + i, vm::load16(gp + i) - vm::exp16(vm::load16(yp + i)) * dot);
+          if (i < n)
+            vm::store16_first(op + i, vm::load16_upto(gp + i, n - i) -
+                                          vm::exp16(vm::load16_upto(yp + i, n - i)) * dot,
+                              n - i);
+        } else {
 #pragma omp simd
-        for (int64_t i = 0; i < n; ++i) op[i] = gp[i] - vm::exp(yp[i]) * dot;
+          for (int64_t i = 0; i < n; ++i) op[i] = gp[i] - vm::exp(yp[i]) * dot;
+        }
       } else {
         for (int64_t i = 0; i < n; ++i) dot += gp[i * sg];
         for (int64_t i = 0; i < n; ++i) op[i * so] = gp[i * sg] - vm::exp(yp[i * sy]) * dot;
