@@ -299,16 +299,23 @@ inline T exp_sum(const T* x, int64_t n, T m, T* y, const T* next) {
   return sum;
 }
 
-// float: 16 lanes at a time through the vector exp.
-template <>
-inline float exp_sum(const float* x, int64_t n, float m, float* y, const float* next) {
+// float: 16 lanes at a time through the vector exp, calling after_block(i0, len) after
+// each block (the pipelined softmax streams the previous row out there).
+template <class AfterBlock>
+inline float exp_sum_blocks(const float* x, int64_t n, float m, float* y, const float* next,
+                            AfterBlock&& after_block) {
   vm::f32x16 sum{};
   for (int64_t i0 = 0; i0 < n; i0 += kPrefetchBlock) {
     const int64_t len = std::min(kPrefetchBlock, n - i0);
     if (next) prefetch_block(next + i0, len * int64_t(sizeof(float)));
     sum += exp_sum16(x + i0, len, m, y ? y + i0 : nullptr);
+    after_block(i0, len);
   }
   return vm::lane_sum(sum);
+}
+template <>
+inline float exp_sum(const float* x, int64_t n, float m, float* y, const float* next) {
+  return exp_sum_blocks(x, n, m, y, next, [](int64_t, int64_t) {});
 }
 
 template <class T> inline T log(T x) { return std::log(x); }

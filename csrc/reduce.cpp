@@ -608,14 +608,10 @@ void softmax_rows_streamed(const float* x, float* out, int64_t rows, int64_t n, 
       const float* xr = x + r * n;
       float* y = log ? nullptr : exps_of(r);
       const float m = softmax_max(xr, n);
-      vm::f32x16 lanes{};
-      for (int64_t i0 = 0; i0 < n; i0 += vm::kPrefetchBlock) {
-        const int64_t len = std::min(vm::kPrefetchBlock, n - i0);
-        vm::prefetch_block(xr + n + i0, len * int64_t(sizeof(float)));  // never faults
-        lanes += vm::exp_sum16(xr + i0, len, m, y ? y + i0 : nullptr);
+      // (past the last row the prefetches point outside x: they never fault)
+      const float sum = vm::exp_sum_blocks(xr, n, m, y, xr + n, [&](int64_t i0, int64_t len) {
         if (prev_src) stream_out(i0, len);
-      }
-      const float sum = vm::lane_sum(lanes);
+      });
       prev_src = log ? xr : y;
       prev_out = out + r * n;
       prev_factor = log ? m + std::log(sum) : 1.0f / sum;
