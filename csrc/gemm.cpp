@@ -7,9 +7,10 @@
 //         for jr (NR):  for ir (MR):  micro-kernel  C[MR x NR] (+)= A_panel * B_panel
 //
 // Packing reads a and b through their strides, so transposed, stepped,
-// flipped and broadcast operands all cost the same as row-major ones.  Panels
-// are zero padded to MR / NR, so the micro-kernel never sees a tail; partial
-// tiles are computed into a small buffer and then copied to out.
+// flipped and broadcast operands all cost the same as row-major ones.  Where a
+// packed panel would serve only a few micro-kernel calls, a row-major operand is
+// read in place instead.  Panels of B are zero padded to NR; tiles narrower than
+// NR are computed into a small buffer and then copied to out.
 #include <omp.h>
 #include <unistd.h>
 
@@ -60,8 +61,10 @@ struct Simd<double> {
   static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
   static V add(V a, V b) { return _mm512_add_pd(a, b); }
 };
-// 14 x 2 accumulators = 28 of 32 zmm registers.
+// 14 x 2 accumulators = 28 of 32 zmm registers.  A stays packed: 14 rows read in place
+// would be 14 address streams per k, not measured on an AVX-512 machine.
 constexpr int kMR = 14, kNV = 2;
+constexpr bool kInPlaceA = false;
 #elif defined(__AVX2__)
 template <>
 struct Simd<float> {
@@ -89,6 +92,7 @@ struct Simd<double> {
 };
 // 6 x 2 accumulators = 12 of 16 ymm registers.
 constexpr int kMR = 6, kNV = 2;
+constexpr bool kInPlaceA = true;
 #else
 // Plain C++: GCC vector extensions lower to SSE2 on the x86-64 baseline.
 template <class T>
@@ -108,6 +112,7 @@ struct Simd {
   static V add(V a, V b) { return a + b; }
 };
 constexpr int kMR = 6, kNV = 2;
+constexpr bool kInPlaceA = true;
 #endif
 
 // ---------------------------------------------------------------- blocking
@@ -157,11 +162,12 @@ struct Scratch {
 thread_local Scratch tl_pack_a, tl_pack_b;
 
 // ---------------------------------------------------------------- micro-kernel
-// C[ROWS x NR] = (add ? C : 0) + A_panel[kc x MR] (its first ROWS rows) * B[kc x NR], B's
-// rows ldb apart (NR in a packed panel).
-template <class T, int MR, int NV, int ROWS = MR>
-inline void micro_kernel(int64_t kc, const T* __restrict A, const T* __restrict B, int64_t ldb,
-                         T* C, int64_t ldc, bool add) {
+// C[ROWS x NR] = (add ? C : 0) + A[ROWS x kc] * B[kc x NR].  A is a packed panel (MR
+// values per k, the first ROWS used) or, A_IN_PLACE, rows lda apart; B's rows lie ldb
+// apart (NR in a packed panel).
+template <class T, int MR, int NV, int ROWS = MR, bool A_IN_PLACE = false>
+inline void micro_kernel(int64_t kc, const T* __restrict A, int64_t lda, const T* __restrict B,
+                         int64_t ldb, T* C, int64_t ldc, bool add) {
   using S = Simd<T>;
   using V = typename S::V;
   constexpr int L = S::L, NR = NV * L;
@@ -177,13 +183,15 @@ inline void micro_kernel(int64_t kc, const T* __restrict A, const T* __restrict 
   for (int i = 0; i < ROWS; ++i)
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) acc[i][j] = S::zero();
-  for (int64_t k = 0; k < kc; ++k, A += MR, B += ldb) {
+  // A packed: MR values per k.  In place: row i at A + i * lda, contiguous in k.
+  const int64_t a_row = A_IN_PLACE ? lda : 1;
+  for (int64_t k = 0; k < kc; ++k, A += A_IN_PLACE ? 1 : MR, B += ldb) {
     V b[NV];
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) b[j] = S::loadu(B + j * L);
 #pragma GCC unroll 32
     for (int i = 0; i < ROWS; ++i) {
-      const V a = S::set1(A[i]);
+      const V a = S::set1(A[i * a_row]);
 #pragma GCC unroll 4
       for (int j = 0; j < NV; ++j) acc[i][j] = S::fma(a, b[j], acc[i][j]);
     }
@@ -197,18 +205,19 @@ inline void micro_kernel(int64_t kc, const T* __restrict A, const T* __restrict 
     }
 }
 
-// The micro-kernel for the first `rows` rows of a panel, rounded up to an even count: a
-// short last panel of A (M = 64 is 4 x 14 + 8) does not pay for MR rows of FMAs.
-template <class T, int MR, int NV, int R = 2>
-void short_panel_kernel(int64_t rows, int64_t kc, const T* A, const T* B, int64_t ldb, T* C,
-                        int64_t ldc, bool add) {
-  if constexpr (R >= MR) {
-    micro_kernel<T, MR, NV>(kc, A, B, ldb, C, ldc, add);
+// The micro-kernel for the first `rows` (1..MR) rows of a panel: a short last panel of A
+// (M = 64 is 10 x 6 + 4 on AVX2) neither pays for MR rows of FMAs nor writes past C's
+// last row (nor, read in place, past A's).
+template <class T, int MR, int NV, bool A_IN_PLACE, int R = MR>
+void panel_kernel(int64_t rows, int64_t kc, const T* A, int64_t lda, const T* B, int64_t ldb,
+                  T* C, int64_t ldc, bool add) {
+  if constexpr (R == 1) {
+    micro_kernel<T, MR, NV, 1, A_IN_PLACE>(kc, A, lda, B, ldb, C, ldc, add);
   } else {
-    if (rows <= R)
-      micro_kernel<T, MR, NV, R>(kc, A, B, ldb, C, ldc, add);
+    if (rows == R)
+      micro_kernel<T, MR, NV, R, A_IN_PLACE>(kc, A, lda, B, ldb, C, ldc, add);
     else
-      short_panel_kernel<T, MR, NV, R + 2>(rows, kc, A, B, ldb, C, ldc, add);
+      panel_kernel<T, MR, NV, A_IN_PLACE, R - 1>(rows, kc, A, lda, B, ldb, C, ldc, add);
   }
 }
 
@@ -388,6 +397,8 @@ void pack_b(int64_t kc, int64_t nc, int64_t p0, int64_t p1, Operand<T> b, T* __r
 // ---------------------------------------------------------------- driver
 // Up to this many MR-row panels of A, B is read in place rather than packed.
 constexpr int64_t kDirectBRows = 6;
+// Up to this many NR-column panels of B per thread, a row-major A is read in place.
+constexpr int64_t kDirectAPanels = 8;
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -416,6 +427,11 @@ void gemm_thread(int tid, int nt, int tm, int64_t M, int64_t N, int64_t K, Opera
   // reads, so the threads need not wait for each other, except between blocks of
   // columns: a narrower last block assigns the panels to threads anew.
   const bool b_shared = tm > 1;
+  // Likewise a row-major A whose panels each serve only a few panels of B is read in
+  // place: the micro-kernel's broadcasts take any address, and packing A would cost as
+  // much as a good part of the FMAs.
+  const bool direct_a = kInPlaceA && a.cs == 1 &&
+                        ceil_div(ceil_div(min64(N, block_columns(nt)), NR), tn) <= kDirectAPanels;
   const int64_t panel_stride = NR * min64(K, BL::KC);  // between packed panels of B
   const int64_t NC = block_columns(nt);
   for (int64_t jc = 0; jc < N; jc += NC) {
@@ -436,7 +452,7 @@ void gemm_thread(int tid, int nt, int tm, int64_t M, int64_t N, int64_t K, Opera
       }
       for (int64_t ic = m0; ic < m1; ic += BL::MC) {
         const int64_t mc = min64(BL::MC, m1 - ic);
-        pack_a<T, MR>(mc, kc, {a.p + ic * a.rs + pc * a.cs, a.rs, a.cs}, ap);
+        if (!direct_a) pack_a<T, MR>(mc, kc, {a.p + ic * a.rs + pc * a.cs, a.rs, a.cs}, ap);
         for (int64_t q = q0; q < q1; ++q) {
           const int64_t jr = q * NR, n = min64(NR, nc - jr);
           const bool in_place = q < full;
@@ -445,11 +461,17 @@ void gemm_thread(int tid, int nt, int tm, int64_t M, int64_t N, int64_t K, Opera
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int64_t m = min64(MR, mc - ir);
             T* cij = const_cast<T*>(c.p) + (ic + ir) * c.rs + (jc + jr) * c.cs;
-            const T* apanel = ap + ir * kc;
-            if (m == MR && n == NR && c.cs == 1) {
-              micro_kernel<T, MR, kNV>(kc, apanel, bpanel, ldb, cij, c.rs, add);
+            const T* apanel = direct_a ? a.p + (ic + ir) * a.rs + pc : ap + ir * kc;
+            auto kernel = [&](T* dst, int64_t ldd, bool add_to) {
+              if (direct_a)
+                panel_kernel<T, MR, kNV, true>(m, kc, apanel, a.rs, bpanel, ldb, dst, ldd, add_to);
+              else
+                panel_kernel<T, MR, kNV, false>(m, kc, apanel, 0, bpanel, ldb, dst, ldd, add_to);
+            };
+            if (n == NR && c.cs == 1) {
+              kernel(cij, c.rs, add);
             } else {
-              short_panel_kernel<T, MR, kNV>(m, kc, apanel, bpanel, ldb, tile, NR, false);
+              kernel(tile, NR, false);
               for (int64_t i = 0; i < m; ++i)
                 for (int64_t j = 0; j < n; ++j) {
                   T& cv = cij[i * c.rs + j * c.cs];

@@ -7,6 +7,9 @@ the blocks of the vectorized packing (16 deep with AVX-512, 8 with AVX2) and the
 KC = 256 depth block, and the operands come in every memory layout the packing reads
 (row-major, transposed, stepped, negative strides, broadcast batches).
 """
+import ctypes
+import mmap
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -74,6 +77,38 @@ def test_transposed_b_every_panel_width(n):
     tail of each block."""
     check(operand((7, 43), np.float32, "contig"), operand((n, 43), np.float32, "contig").T)
     check(operand((n, 43), np.float32, "contig"), operand((43, 5), np.float32, "contig"))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("n", [10, 64, 129, 300], ids=lambda v: f"n{v}")
+def test_row_major_a_with_gaps_every_row_tail(dtype, n):
+    """With few panels of B per thread (n up to 128, or 256 on two threads) a row-major A
+    is read in place, rows lda apart, and every height of the last panel of rows is
+    computed by a kernel of that height straight into C; n = 300 packs A instead.  Rows
+    here lie further apart than they are long, and k = 300 crosses a depth block."""
+    for m in range(1, 30):
+        for k in (7, 300):
+            a = operand((m, k + 5), dtype, "contig")[:, 2:k + 2]
+            check(a, operand((k, n), dtype, "contig"))
+
+
+def test_a_read_in_place_stays_inside_its_rows():
+    """A ends where a page that may not be read begins: a kernel that read a row past a
+    short last panel (5 or 13 rows) would fault here."""
+    page = mmap.PAGESIZE
+    buf = mmap.mmap(-1, 2 * page)
+    base = np.frombuffer(buf, np.uint8)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    assert libc.mprotect(base.ctypes.data + page, page, 0) == 0  # PROT_NONE
+    try:
+        for m, k in ((5, 40), (13, 24)):
+            start = page - m * k * 4
+            a = base[start:page].view(np.float32).reshape(m, k)
+            a[...] = operand((m, k), np.float32, "contig")
+            check(a, operand((k, 48), np.float32, "contig"))
+    finally:
+        libc.mprotect(base.ctypes.data + page, page, mmap.PROT_READ | mmap.PROT_WRITE)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
