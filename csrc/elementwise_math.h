@@ -207,21 +207,26 @@ inline __m256 exp8(__m256 x) {
   return _mm256_mul_ps(_mm256_mul_ps(p, f1), f2);
 }
 
-// Lanes of x outside [-87, 87], NaN included, set.  Inside, n is in [-126, 126], so
-// 2^n is a normal float and e^r * 2^n rounds once, as e^r * f1 * f2 does.
-inline __m256 exp8_outside_normal_range(__m256 x) {
-  const __m256 magnitude = _mm256_and_ps(x, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)));
-  return _mm256_cmp_ps(magnitude, _mm256_set1_ps(87.0f), _CMP_NLE_UQ);
+// Whether all 16 lanes (lo, hi) lie in [-87, 87].  Inside, n is in [-126, 126], so 2^n is
+// a normal float and e^r * 2^n rounds once, as e^r * f1 * f2 does.  Compared as integers:
+// the bits of |x| order as |x| does, with infinities and NaNs above every finite value,
+// so one integer max per lane pair and one compare cover all 16 lanes.
+inline bool exp16_normal_range(__m256 lo, __m256 hi) {
+  const __m256i abs = _mm256_set1_epi32(0x7fffffff);
+  const __m256i magnitude = _mm256_max_epi32(_mm256_and_si256(_mm256_castps_si256(lo), abs),
+                                             _mm256_and_si256(_mm256_castps_si256(hi), abs));
+  const __m256i limit = _mm256_castps_si256(_mm256_set1_ps(87.0f));
+  return !_mm256_movemask_epi8(_mm256_cmpgt_epi32(magnitude, limit));
 }
 
-// exp8 for x in [-87, 87], to the bit: no clamp, and 2^n in one factor, whose exponent
-// bits are n's bits in n + kExpRound shifted into place (kExpRound's own bits shift out).
+// exp8 for x in [-87, 87], to the bit: no clamp, and no multiply either.  There e^r * 2^n
+// is a normal float, so scaling by 2^n only adds n to the exponent field of e^r: an integer
+// add of n's bits in n + kExpRound, shifted into place (kExpRound's own bits shift out).
 inline __m256 exp8_normal_range(__m256 x) {
   __m256 n, n_plus_round;
   const __m256 p = exp_reduced(x, n, n_plus_round);
-  const __m256i bits = _mm256_add_epi32(_mm256_slli_epi32(_mm256_castps_si256(n_plus_round), 23),
-                                        _mm256_set1_epi32(127 << 23));
-  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+  return _mm256_castsi256_ps(_mm256_add_epi32(
+      _mm256_castps_si256(p), _mm256_slli_epi32(_mm256_castps_si256(n_plus_round), 23)));
 }
 #endif
 
@@ -239,9 +244,7 @@ inline f32x16 exp16(f32x16 x) {
   return _mm512_scalef_ps(p, n);
 #elif defined(__AVX2__)
   // Inputs usually lie in the normal range, where the cheaper exp8 applies.
-  if (!_mm256_movemask_ps(
-          _mm256_or_ps(exp8_outside_normal_range(x.lo), exp8_outside_normal_range(x.hi))))
-    return {exp8_normal_range(x.lo), exp8_normal_range(x.hi)};
+  if (exp16_normal_range(x.lo, x.hi)) return {exp8_normal_range(x.lo), exp8_normal_range(x.hi)};
   return {exp8(x.lo), exp8(x.hi)};
 #else
   float in[16], out[16];
