@@ -398,7 +398,7 @@ void pack_b(int64_t kc, int64_t nc, int64_t p0, int64_t p1, Operand<T> b, T* __r
 // Up to this many MR-row panels of A, B is read in place rather than packed.
 constexpr int64_t kDirectBRows = 6;
 // Up to this many NR-column panels of B per thread, a row-major A is read in place.
-constexpr int64_t kDirectAPanels = 8;
+constexpr int64_t kDirectAPanels = 16;
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 

@@ -80,12 +80,13 @@ def test_transposed_b_every_panel_width(n):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("n", [10, 64, 129, 300], ids=lambda v: f"n{v}")
+@pytest.mark.parametrize("n", [10, 64, 129, 300, 600], ids=lambda v: f"n{v}")
 def test_row_major_a_with_gaps_every_row_tail(dtype, n):
-    """With few panels of B per thread (n up to 128, or 256 on two threads) a row-major A
+    """With few panels of B per thread (n up to 256, or 512 on two threads) a row-major A
     is read in place, rows lda apart, and every height of the last panel of rows is
-    computed by a kernel of that height straight into C; n = 300 packs A instead.  Rows
-    here lie further apart than they are long, and k = 300 crosses a depth block."""
+    computed by a kernel of that height straight into C; n = 600 (and 300 on one thread)
+    packs A instead.  Rows here lie further apart than they are long, and k = 300 crosses
+    a depth block."""
     for m in range(1, 30):
         for k in (7, 300):
             a = operand((m, k + 5), dtype, "contig")[:, 2:k + 2]
