@@ -422,16 +422,16 @@ void gemm_thread(int tid, int nt, int tm, int64_t M, int64_t N, int64_t K, Opera
   // L1 sets and the panel would not stay in L1 between uses.
   const bool direct_b = b.cs == 1 && (M <= MR || (M <= kDirectBRows * MR &&
                                                   (b.rs * sizeof(T)) % 2048 != 0));
+  // Likewise a row-major A whose panels each serve only a few panels of B (per thread)
+  // is read in place: the micro-kernel's broadcasts take any address, and packing A
+  // would cost as much as a good part of the FMAs.
+  const bool direct_a = kInPlaceA && a.cs == 1 &&
+                        ceil_div(ceil_div(min64(N, block_columns(nt)), NR), tn) <= kDirectAPanels;
 
   // With one row of threads (tm == 1) each thread packs exactly the panels of B it
   // reads, so the threads need not wait for each other, except between blocks of
   // columns: a narrower last block assigns the panels to threads anew.
   const bool b_shared = tm > 1;
-  // Likewise a row-major A whose panels each serve only a few panels of B is read in
-  // place: the micro-kernel's broadcasts take any address, and packing A would cost as
-  // much as a good part of the FMAs.
-  const bool direct_a = kInPlaceA && a.cs == 1 &&
-                        ceil_div(ceil_div(min64(N, block_columns(nt)), NR), tn) <= kDirectAPanels;
   const int64_t panel_stride = NR * min64(K, BL::KC);  // between packed panels of B
   const int64_t NC = block_columns(nt);
   for (int64_t jc = 0; jc < N; jc += NC) {
@@ -463,10 +463,12 @@ void gemm_thread(int tid, int nt, int tm, int64_t M, int64_t N, int64_t K, Opera
             T* cij = const_cast<T*>(c.p) + (ic + ir) * c.rs + (jc + jr) * c.cs;
             const T* apanel = direct_a ? a.p + (ic + ir) * a.rs + pc : ap + ir * kc;
             auto kernel = [&](T* dst, int64_t ldd, bool add_to) {
-              if (direct_a)
-                panel_kernel<T, MR, kNV, true>(m, kc, apanel, a.rs, bpanel, ldb, dst, ldd, add_to);
-              else
-                panel_kernel<T, MR, kNV, false>(m, kc, apanel, 0, bpanel, ldb, dst, ldd, add_to);
+              if constexpr (kInPlaceA) {
+                if (direct_a)
+                  return panel_kernel<T, MR, kNV, true>(m, kc, apanel, a.rs, bpanel, ldb, dst, ldd,
+                                                        add_to);
+              }
+              panel_kernel<T, MR, kNV, false>(m, kc, apanel, 0, bpanel, ldb, dst, ldd, add_to);
             };
             if (n == NR && c.cs == 1) {
               kernel(cij, c.rs, add);
