@@ -162,10 +162,10 @@ struct Scratch {
 thread_local Scratch tl_pack_a, tl_pack_b;
 
 // ---------------------------------------------------------------- micro-kernel
-// C[ROWS x NR] = (add ? C : 0) + A[ROWS x kc] * B[kc x NR].  A is a packed panel (MR
-// values per k, the first ROWS used) or, A_IN_PLACE, rows lda apart; B's rows lie ldb
-// apart (NR in a packed panel).
-template <class T, int MR, int NV, int ROWS = MR, bool A_IN_PLACE = false>
+// C[ROWS x NR] = (add ? C : 0) + A[ROWS x kc] * B[kc x NR].  A is a packed panel (ROWS
+// values per k) or, A_IN_PLACE, rows lda apart; B's rows lie ldb apart (NR in a packed
+// panel).
+template <class T, int NV, int ROWS, bool A_IN_PLACE>
 inline void micro_kernel(int64_t kc, const T* __restrict A, int64_t lda, const T* __restrict B,
                          int64_t ldb, T* C, int64_t ldc, bool add) {
   using S = Simd<T>;
@@ -183,9 +183,9 @@ inline void micro_kernel(int64_t kc, const T* __restrict A, int64_t lda, const T
   for (int i = 0; i < ROWS; ++i)
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) acc[i][j] = S::zero();
-  // A packed: MR values per k.  In place: row i at A + i * lda, contiguous in k.
+  // A packed: ROWS values per k.  In place: row i at A + i * lda, contiguous in k.
   const int64_t a_row = A_IN_PLACE ? lda : 1;
-  for (int64_t k = 0; k < kc; ++k, A += A_IN_PLACE ? 1 : MR, B += ldb) {
+  for (int64_t k = 0; k < kc; ++k, A += A_IN_PLACE ? 1 : ROWS, B += ldb) {
     V b[NV];
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) b[j] = S::loadu(B + j * L);
@@ -205,20 +205,32 @@ inline void micro_kernel(int64_t kc, const T* __restrict A, int64_t lda, const T
     }
 }
 
-// The micro-kernel for the first `rows` (1..MR) rows of a panel: a short last panel of A
-// (M = 64 is 10 x 6 + 4 on AVX2) neither pays for MR rows of FMAs nor writes past C's
-// last row (nor, read in place, past A's).
+// The micro-kernel for a panel of `rows` (1..MR) rows: a short last panel of A (M = 64 is
+// 10 x 6 + 4 on AVX2) neither pays for MR rows of FMAs nor writes past C's last row (nor,
+// read in place, past A's).
 template <class T, int MR, int NV, bool A_IN_PLACE, int R = MR>
 void panel_kernel(int64_t rows, int64_t kc, const T* A, int64_t lda, const T* B, int64_t ldb,
                   T* C, int64_t ldc, bool add) {
   if constexpr (R == 1) {
-    micro_kernel<T, MR, NV, 1, A_IN_PLACE>(kc, A, lda, B, ldb, C, ldc, add);
+    micro_kernel<T, NV, 1, A_IN_PLACE>(kc, A, lda, B, ldb, C, ldc, add);
   } else {
     if (rows == R)
-      micro_kernel<T, MR, NV, R, A_IN_PLACE>(kc, A, lda, B, ldb, C, ldc, add);
+      micro_kernel<T, NV, R, A_IN_PLACE>(kc, A, lda, B, ldb, C, ldc, add);
     else
       panel_kernel<T, MR, NV, A_IN_PLACE, R - 1>(rows, kc, A, lda, B, ldb, C, ldc, add);
   }
+}
+
+// Rows of the panel of A that starts `rem` rows before the end of its block, for a depth
+// of kc: MR, except that a deep block never ends in a panel of fewer than kMinPanelRows
+// rows, whose 2 x rows accumulator chains could not hide the FMA latency (2 rows take as
+// long per k as 4): 8 rows left are split 4 + 4 rather than 6 + 2 (M = 128 on AVX2).  A
+// shallow one keeps the fewer calls, each of which loads and stores its tile of C.
+constexpr int64_t kMinPanelRows = 4, kSplitDepth = 64;
+template <int MR>
+constexpr int64_t panel_rows(int64_t rem, int64_t kc) {
+  if (rem > MR && rem < MR + kMinPanelRows && kc >= kSplitDepth) return rem - kMinPanelRows;
+  return rem < MR ? rem : MR;
 }
 
 // ---------------------------------------------------------------- packing
@@ -340,24 +352,23 @@ void pack_rows(const T* src, int64_t rs, int m, int64_t kc, T* __restrict dst, i
   }
 }
 
-// A[mc x kc] -> MR-tall panels, each stored k-major (MR values per k), zero padded.
+// A[mc x kc] -> panels of panel_rows() rows, each stored k-major (as many values per k
+// as it has rows), panel by panel: the one of row i0 starts at dst + i0 * kc.
 template <class T, int MR>
 void pack_a(int64_t mc, int64_t kc, Operand<T> a, T* __restrict dst) {
-  for (int64_t i0 = 0; i0 < mc; i0 += MR, dst += MR * kc) {
-    const int m = static_cast<int>(mc - i0 < MR ? mc - i0 : MR);
+  for (int64_t i0 = 0, m; i0 < mc; i0 += m, dst += m * kc) {
+    m = panel_rows<MR>(mc - i0, kc);
     const T* src = a.p + i0 * a.rs;
     if (a.cs == 1 && m == MR) {
-      pack_rows(src, a.rs, MR, kc, dst, MR);  // rows contiguous in k
-    } else if (a.rs == 1 && m == MR) {
-      // Transposed A (columns contiguous): MR consecutive values per k.
-      for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * MR, src + k * a.cs, MR * sizeof(T));
+      pack_rows(src, a.rs, MR, kc, dst, MR);  // rows contiguous in k; MR a constant
+    } else if (a.cs == 1) {
+      pack_rows(src, a.rs, static_cast<int>(m), kc, dst, m);
+    } else if (a.rs == 1) {
+      // Transposed A (columns contiguous): m consecutive values per k.
+      for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * m, src + k * a.cs, m * sizeof(T));
     } else {
-      for (int64_t k = 0; k < kc; ++k) {
-        const T* col = src + k * a.cs;
-        int i = 0;
-        for (; i < m; ++i) dst[k * MR + i] = col[i * a.rs];
-        for (; i < MR; ++i) dst[k * MR + i] = T(0);
-      }
+      for (int64_t k = 0; k < kc; ++k)
+        for (int64_t i = 0; i < m; ++i) dst[k * m + i] = src[k * a.cs + i * a.rs];
     }
   }
 }
@@ -394,6 +405,34 @@ void pack_b(int64_t kc, int64_t nc, int64_t p0, int64_t p1, Operand<T> b, T* __r
   }
 }
 
+// C[mc x n] (+)= A[mc x kc] * one panel of B (n <= NR columns, rows ldb apart): A's
+// block read in place (rows lda apart) or packed (panel of row i at A + i * kc), one
+// micro-kernel call per panel of its rows.  Not inlined into gemm_thread: there the
+// micro-kernels' loops shared registers with the whole driver and kept the in-place
+// rows' offsets on the stack, 1-5 % slower depending on the build.
+template <class T, bool A_IN_PLACE>
+[[gnu::noinline]] void block_times_panel(int64_t mc, int64_t kc, const T* A, int64_t lda,
+                                         const T* B, int64_t ldb, int64_t n, Operand<T> c,
+                                         bool add) {
+  constexpr int MR = Blocking<T>::MR, NR = Blocking<T>::NR;
+  alignas(64) T tile[MR * NR];
+  for (int64_t ir = 0, m; ir < mc; ir += m) {
+    m = panel_rows<MR>(mc - ir, kc);
+    T* cij = const_cast<T*>(c.p) + ir * c.rs;
+    const T* apanel = A + ir * (A_IN_PLACE ? lda : kc);
+    if (n == NR && c.cs == 1) {
+      panel_kernel<T, MR, kNV, A_IN_PLACE>(m, kc, apanel, lda, B, ldb, cij, c.rs, add);
+    } else {
+      panel_kernel<T, MR, kNV, A_IN_PLACE>(m, kc, apanel, lda, B, ldb, tile, NR, false);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          T& cv = cij[i * c.rs + j * c.cs];
+          cv = add ? cv + tile[i * NR + j] : tile[i * NR + j];
+        }
+    }
+  }
+}
+
 // ---------------------------------------------------------------- driver
 // Up to this many MR-row panels of A, B is read in place rather than packed.
 constexpr int64_t kDirectBRows = 6;
@@ -415,7 +454,6 @@ void gemm_thread(int tid, int nt, int tm, int64_t M, int64_t N, int64_t K, Opera
   const int64_t mpanels = ceil_div(M, MR);
   const int64_t m0 = min64(M, mpanels * ti / tm * MR), m1 = min64(M, mpanels * (ti + 1) / tm * MR);
   T* ap = tl_pack_a.get<T>(BL::MC * BL::KC);
-  alignas(64) T tile[MR * NR];
   // With few rows of A, each panel of B would be packed for only a few micro-kernel
   // calls: the full-width panels of a row-major B are then read in place.  Unless it
   // is used once, not when its rows lie a multiple of 2 KiB apart: they would share a few
@@ -458,29 +496,14 @@ void gemm_thread(int tid, int nt, int tm, int64_t M, int64_t N, int64_t K, Opera
           const bool in_place = q < full;
           const T* bpanel = in_place ? b.p + pc * b.rs + (jc + jr) : bp + q * panel_stride;
           const int64_t ldb = in_place ? b.rs : NR;
-          for (int64_t ir = 0; ir < mc; ir += MR) {
-            const int64_t m = min64(MR, mc - ir);
-            T* cij = const_cast<T*>(c.p) + (ic + ir) * c.rs + (jc + jr) * c.cs;
-            const T* apanel = direct_a ? a.p + (ic + ir) * a.rs + pc : ap + ir * kc;
-            auto kernel = [&](T* dst, int64_t ldd, bool add_to) {
-              if constexpr (kInPlaceA) {
-                if (direct_a)
-                  return panel_kernel<T, MR, kNV, true>(m, kc, apanel, a.rs, bpanel, ldb, dst, ldd,
-                                                        add_to);
-              }
-              panel_kernel<T, MR, kNV, false>(m, kc, apanel, 0, bpanel, ldb, dst, ldd, add_to);
-            };
-            if (n == NR && c.cs == 1) {
-              kernel(cij, c.rs, add);
-            } else {
-              kernel(tile, NR, false);
-              for (int64_t i = 0; i < m; ++i)
-                for (int64_t j = 0; j < n; ++j) {
-                  T& cv = cij[i * c.rs + j * c.cs];
-                  cv = add ? cv + tile[i * NR + j] : tile[i * NR + j];
-                }
-            }
-          }
+          const T* ablock = direct_a ? a.p + ic * a.rs + pc : ap;
+          T* cblock = const_cast<T*>(c.p) + ic * c.rs + (jc + jr) * c.cs;
+          if (direct_a)
+            block_times_panel<T, kInPlaceA>(mc, kc, ablock, a.rs, bpanel, ldb, n,
+                                            {cblock, c.rs, c.cs}, add);
+          else
+            block_times_panel<T, false>(mc, kc, ablock, 0, bpanel, ldb, n, {cblock, c.rs, c.cs},
+                                        add);
         }
       }
     }

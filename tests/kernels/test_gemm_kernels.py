@@ -93,9 +93,23 @@ def test_row_major_a_with_gaps_every_row_tail(dtype, n):
             check(a, operand((k, n), dtype, "contig"))
 
 
+@pytest.mark.parametrize("kind_a", LAYOUTS)
+@pytest.mark.parametrize("n", [48, 600], ids=lambda v: f"n{v}")
+def test_deep_blocks_end_in_two_shorter_panels(kind_a, n):
+    """With a depth of 64 or more, a block of rows that would end in a panel of 1-3 rows
+    ends in two shorter ones instead (MR + 2 = 4 + 4 rows): every such height, with AVX2's
+    MR = 6 and AVX-512's 14, alone and after a whole block of rows (MC = 144 or 336), in
+    every layout of A that packing reads (n = 600; a row-major A is read in place with
+    n = 48)."""
+    for m in (7, 8, 9, 15, 16, 17, 152, 351):
+        check(operand((m, 70), np.float32, kind_a), operand((70, n), np.float32, "contig"))
+    check(operand((8, 300), np.float64, kind_a), operand((300, n), np.float64, "contig"))
+
+
 def test_a_read_in_place_stays_inside_its_rows():
     """A ends where a page that may not be read begins: a kernel that read a row past a
-    short last panel (5 or 13 rows) would fault here."""
+    short last panel (5 or 13 rows; 8 and 16 rows deep enough to end in 4 + 4) would
+    fault here."""
     page = mmap.PAGESIZE
     buf = mmap.mmap(-1, 2 * page)
     base = np.frombuffer(buf, np.uint8)
@@ -103,7 +117,7 @@ def test_a_read_in_place_stays_inside_its_rows():
     libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     assert libc.mprotect(base.ctypes.data + page, page, 0) == 0  # PROT_NONE
     try:
-        for m, k in ((5, 40), (13, 24)):
+        for m, k in ((5, 40), (13, 24), (8, 64), (16, 64)):
             start = page - m * k * 4
             a = base[start:page].view(np.float32).reshape(m, k)
             a[...] = operand((m, k), np.float32, "contig")
