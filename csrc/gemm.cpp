@@ -359,13 +359,17 @@ void pack_a(int64_t mc, int64_t kc, Operand<T> a, T* __restrict dst) {
   for (int64_t i0 = 0, m; i0 < mc; i0 += m, dst += m * kc) {
     m = panel_rows<MR>(mc - i0, kc);
     const T* src = a.p + i0 * a.rs;
-    if (a.cs == 1 && m == MR) {
-      pack_rows(src, a.rs, MR, kc, dst, MR);  // rows contiguous in k; MR a constant
-    } else if (a.cs == 1) {
-      pack_rows(src, a.rs, static_cast<int>(m), kc, dst, m);
-    } else if (a.rs == 1) {
-      // Transposed A (columns contiguous): m consecutive values per k.
-      for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * m, src + k * a.cs, m * sizeof(T));
+    // Whole panels get MR as a constant: the transposes and copies then unroll inline.
+    if (a.cs == 1) {  // rows contiguous in k
+      if (m == MR)
+        pack_rows(src, a.rs, MR, kc, dst, MR);
+      else
+        pack_rows(src, a.rs, static_cast<int>(m), kc, dst, m);
+    } else if (a.rs == 1) {  // transposed A (columns contiguous): m consecutive values per k
+      if (m == MR)
+        for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * MR, src + k * a.cs, MR * sizeof(T));
+      else
+        for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * m, src + k * a.cs, m * sizeof(T));
     } else {
       for (int64_t k = 0; k < kc; ++k)
         for (int64_t i = 0; i < m; ++i) dst[k * m + i] = src[k * a.cs + i * a.rs];
