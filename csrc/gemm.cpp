@@ -3,8 +3,8 @@
 //
 //   for jc (NC columns of B/C):
 //     for pc (KC deep slice):   pack B[pc:, jc:] into NR-wide panels (shared)
-//       for ic (MC rows, per thread):   pack A[ic:, pc:] into MR-tall panels
-//         for jr (NR):  for ir (MR):  micro-kernel  C[MR x NR] (+)= A_panel * B_panel
+//       for ic (MC rows, per thread):   pack A[ic:, pc:] into panels of up to MR rows
+//         for jr (NR):  for ir (panel_rows):  micro-kernel  C[rows x NR] (+)= A_panel * B_panel
 //
 // Packing reads a and b through their strides, so transposed, stepped,
 // flipped and broadcast operands all cost the same as row-major ones.  Where a

@@ -97,7 +97,7 @@ def test_row_major_a_with_gaps_every_row_tail(dtype, n):
 @pytest.mark.parametrize("n", [48, 600], ids=lambda v: f"n{v}")
 def test_deep_blocks_end_in_two_shorter_panels(kind_a, n):
     """With a depth of 64 or more, a block of rows that would end in a panel of 1-3 rows
-    ends in two shorter ones instead (MR + 2 = 4 + 4 rows): every such height, with AVX2's
+    ends in two shorter ones instead (MR + 2 rows as 4 + 4): every such height, with AVX2's
     MR = 6 and AVX-512's 14, alone and after a whole block of rows (MC = 144 or 336), in
     every layout of A that packing reads (n = 600; a row-major A is read in place with
     n = 48)."""
