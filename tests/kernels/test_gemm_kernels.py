@@ -7,15 +7,12 @@ the blocks of the vectorized packing (16 deep with AVX-512, 8 with AVX2) and the
 KC = 256 depth block, and the operands come in every memory layout the packing reads
 (row-major, transposed, stepped, negative strides, broadcast batches).
 """
-import ctypes
-import mmap
-
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from genesis import _C
-from arrays import layout
+from arrays import ends_at_guard_page, layout
 
 pytestmark = pytest.mark.usefixtures("isa")
 LAYOUTS = ["contig", "fortran", "step", "neg"]
@@ -110,20 +107,11 @@ def test_a_read_in_place_stays_inside_its_rows():
     """A ends where a page that may not be read begins: a kernel that read a row past a
     short last panel (5 or 13 rows; 8 and 16 rows deep enough to end in 4 + 4) would
     fault here."""
-    page = mmap.PAGESIZE
-    buf = mmap.mmap(-1, 2 * page)
-    base = np.frombuffer(buf, np.uint8)
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    assert libc.mprotect(base.ctypes.data + page, page, 0) == 0  # PROT_NONE
-    try:
-        for m, k in ((5, 40), (13, 24), (8, 64), (16, 64)):
-            start = page - m * k * 4
-            a = base[start:page].view(np.float32).reshape(m, k)
+    for m, k in ((5, 40), (13, 24), (8, 64), (16, 64)):
+        with ends_at_guard_page(m * k * 4) as mem:
+            a = mem.view(np.float32).reshape(m, k)
             a[...] = operand((m, k), np.float32, "contig")
             check(a, operand((k, 48), np.float32, "contig"))
-    finally:
-        libc.mprotect(base.ctypes.data + page, page, mmap.PROT_READ | mmap.PROT_WRITE)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from genesis import _C
-from arrays import layout, values
+from arrays import ends_at_guard_page, layout, values
 
 LAYOUTS = ["contig", "fortran", "step", "neg"]
 OPS = _C.REDUCE_OPS
@@ -105,9 +105,12 @@ def test_broadcast_input_counts_every_element():
     np.testing.assert_allclose(reduce("sum", x, (0,)), 1000 * np.arange(5.0)[None])
 
 
-def test_nan_propagates_through_max_and_min():
-    x = values((3, 1000), np.float32)
-    x[1, 500] = np.nan
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("at", [0, 500, 999])
+def test_nan_propagates_through_max_and_min(at, dtype):
+    """A NaN first, in the vector loop's lanes or in its tail (1000 = 31 x 32 + 8)."""
+    x = values((3, 1000), dtype)
+    x[1, at] = np.nan
     for op in ("max", "min"):
         out = reduce(op, x, (1,))
         assert np.isnan(out[1, 0]) and not np.isnan(out[[0, 2], 0]).any()
@@ -151,6 +154,94 @@ def test_reduce_arg_first_nan_wins():
     v, i = np.empty((1, 1)), np.empty((1, 1), np.int64)
     _C.reduce_arg(True, x, 1, v, i)
     assert np.isnan(v[0, 0]) and i[0, 0] == 1
+
+
+def arg_of_line(is_max, x):
+    """(value, index) of reduce_arg over a 1-D line."""
+    v, i = np.empty(1, x.dtype), np.empty(1, np.int64)
+    _C.reduce_arg(is_max, x, 0, v, i)
+    return v[0], int(i[0])
+
+
+def check_arg_of_line(is_max, x):
+    """A contiguous line (read in 16 KiB blocks by vector passes) against numpy's first
+    index, and against the same values stepped, which the element-by-element loop reads:
+    the same index and the same value, to the bit (which zero, which NaN)."""
+    v, i = arg_of_line(is_max, x)
+    assert i == (np.argmax if is_max else np.argmin)(x)
+    stepped = layout(x, "step")
+    assert arg_of_line(is_max, stepped)[1] == i
+    assert np.array_equal(np.array([v]).view(np.uint8), x[i:i + 1].view(np.uint8))
+
+
+BLOCK = {np.float32: 4096, np.float64: 2048, np.int32: 4096, np.int64: 2048, np.bool_: 16384}
+
+
+@pytest.mark.parametrize("dtype", list(BLOCK))
+@pytest.mark.parametrize("is_max", [True, False])
+def test_reduce_arg_finds_the_first_extreme_across_blocks(is_max, dtype):
+    """The best value placed at a block's first and last element, across block ends, in
+    the vector tails, and again later (a tie: the first occurrence wins)."""
+    block = BLOCK[dtype]
+    for n in (1, 31, 33, 65, block - 1, block + 1, 3 * block + 37):
+        base = values(n, dtype)
+        if dtype == np.bool_:
+            base[:] = not is_max
+            best = is_max
+        else:
+            base = np.clip(base, -40, 40)
+            best = 99 if is_max else -99
+        for at in sorted({0, n - 1, n // 2, min(block - 1, n - 1), min(block, n - 1),
+                          min(block + 31, n - 1)}):
+            x = base.copy()
+            x[at] = best
+            check_arg_of_line(is_max, x)
+            x[at + 1 + (n - at) // 2:] = best  # ties after it
+            check_arg_of_line(is_max, x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("is_max", [True, False])
+def test_reduce_arg_first_nan_wins_across_blocks(is_max, dtype):
+    n = 3 * BLOCK[dtype] + 5
+    x = values(n, dtype)
+    best = 99 if is_max else -99
+    for nans, at in (([n - 1], 10), ([9000 % n, n - 2], 10), ([5, 6000 % n], n - 3),
+                     ([BLOCK[dtype]], 0)):
+        y = x.copy()
+        y[at] = best
+        y[nans] = np.nan
+        v, i = arg_of_line(is_max, y)
+        assert np.isnan(v) and i == min(nans) == (np.argmax if is_max else np.argmin)(y)
+        check_arg_of_line(is_max, y)
+
+
+@pytest.mark.parametrize("is_max", [True, False])
+def test_reduce_arg_keeps_the_first_of_two_zeros(is_max):
+    """-0 and +0 compare equal: the first one is the extreme, with its own sign."""
+    n = 3 * BLOCK[np.float32] + 5
+    sign = -1 if is_max else 1  # every other value below (above) zero
+    for first, later, at in ((-0.0, 0.0, 4100), (0.0, -0.0, 4100), (-0.0, 0.0, 3),
+                             (0.0, -0.0, n - 2)):
+        x = sign * (1 + np.abs(values(n, np.float32)))
+        x[at], x[-1] = first, later
+        check_arg_of_line(is_max, x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_reduce_arg_reads_nothing_past_the_line(dtype):
+    """A line that ends where a page that may not be read begins, its best value or NaN
+    last: the block pass and the search for the index stop at the line's end."""
+    item = np.dtype(dtype).itemsize
+    for n in (1000, BLOCK[dtype] + 7, 3 * BLOCK[dtype] + 1):
+        with ends_at_guard_page(n * item) as mem:
+            x = mem.view(dtype)
+            for last in (99.0, -99.0, np.nan):
+                x[:] = values(n, dtype)
+                x[-1] = last
+                for is_max in (True, False):
+                    v, i = arg_of_line(is_max, x)
+                    assert i == (np.argmax if is_max else np.argmin)(x)
 
 
 @pytest.mark.parametrize("kind", LAYOUTS)
