@@ -16,7 +16,8 @@ Cases
   overhead   1-element `a + b`, without grad and with `a.requires_grad`  (us/call)
   add/mul    elementwise on 1M and 16M float32 elements   (GB/s: 3 x 4 bytes/elem)
   exp        elementwise on 1M and 16M float32 elements   (GB/s: 2 x 4 bytes/elem)
-  sum        full sum of a 4096x4096 float32 matrix       (GB/s: 4 bytes/elem read)
+  sum/max    full sum and max of a 4096x4096 float32 matrix, argmax along its rows
+                                                          (GB/s: 4 bytes/elem read)
   softmax    along the last dim of 4096x4096 float32      (GB/s: 2 x 4 bytes/elem)
   matmul     n x n @ n x n float32, n in 128..2048        (GFLOP/s: 2 n^3 flops)
   training   MLP and LeNet training steps, conv2d forward + backward (ms; see training.py)
@@ -296,15 +297,20 @@ def elementwise_case(op, n):
                 note="a += b: no output allocation" if op == "add_" else "")
 
 
-def sum_case(rows, cols):
+def reduction_case(op, rows, cols):
+    """x.sum(), x.max() or x.argmax(dim=-1) (numpy: axis=-1) of a float32 matrix."""
     def build():
         x_np = np.random.default_rng(2).random((rows, cols), dtype=np.float32)
 
         def make(fw):
             x = _wrap(x_np, fw)
-            return lambda: x.sum()
+            if op == "argmax":
+                return (lambda: x.argmax(axis=-1)) if fw == "numpy" else \
+                    (lambda: x.argmax(dim=-1))
+            return getattr(x, op)
         return _per_fw(make)
-    return Case("memory", f"sum, {rows}x{cols}", "GB/s", 4 * rows * cols, build, close(1e-4))
+    name = "argmax(dim=-1)" if op == "argmax" else op
+    return Case("memory", f"{name}, {rows}x{cols}", "GB/s", 4 * rows * cols, build, close(1e-4))
 
 
 def _np_softmax(x):
@@ -413,7 +419,8 @@ def make_cases(quick):
     for n in sizes:
         for op in ("copy", "add", "mul", "exp", "add_"):
             cases.append(elementwise_case(op, n))
-    cases += [sum_case(4096, 4096), softmax_case(4096, 4096), softmax_case(4096, 4096, log=True),
+    cases += [reduction_case(op, 4096, 4096) for op in ("sum", "max", "argmax")]
+    cases += [softmax_case(4096, 4096), softmax_case(4096, 4096, log=True),
               cross_entropy_case(4096, 4096)]
     for n in ([256, 1024] if quick else [128, 256, 512, 1024, 2048]):
         cases.append(matmul_case(n, n, n))
