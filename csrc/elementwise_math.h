@@ -341,6 +341,51 @@ template <> inline float tanh(float x) {
   return std::copysign(a < 0.625f ? std::fabs(small) : big, x);  // odd, keeps -0
 }
 template <class T> inline T erf(T x) { return std::erf(x); }
+template <class T> inline T erfc(T x) { return std::erfc(x); }
+
+// float erfc without libm calls (libm's loops one element at a time): Numerical
+// Recipes' erfcc, t e^(P(t) - z^2) with t = 1 / (1 + z/2), z = |x|, relative error
+// below 1.1e-7 over the floats.  Rounding z^2 would be amplified in the tail (ulp(z^2)
+// is 4e-6 near z = 10, the relative error of the result), so z^2 is split exactly into
+// h + rest (h the square of z's top 12 bits, exact; rest < 0.1), and the rounding error
+// of (P - rest) - h, found by a two-sum, goes back in as a factor 1 + err.
+template <> inline float erfc(float x) {
+  const float a = std::fabs(x);
+  const float z = a > 10.5f ? 10.5f : a;  // erfc(10.5) is below the denormals; NaN passes
+  const float t = 1.0f / (1.0f + 0.5f * z);
+  // P(t) by Estrin's scheme: pairs, then powers t^2, t^4, t^8 (a quarter of Horner's
+  // dependent steps: the loop over this erfc waits on latency, not on throughput).
+  const float t2 = t * t, t4 = t2 * t2;
+  const float p01 = 1.00002368f * t - 1.26551223f, p23 = 0.09678418f * t + 0.37409196f;
+  const float p45 = 0.27886807f * t - 0.18628806f, p67 = 1.48851587f * t - 1.13520398f;
+  const float p89 = 0.17087277f * t - 0.82215223f;
+  const float p = (p01 + p23 * t2) + (p45 + p67 * t2) * t4 + p89 * (t4 * t4);
+  int32_t bits;
+  std::memcpy(&bits, &z, sizeof bits);
+  const float zh = bits_to_float(bits & ~0xfff), zl = z - zh;
+  const float h = zh * zh, q = p - zl * (z + zh);  // q - h = P - z^2
+  const float s = q - h;
+  const float q_part = s + h, h_part = s - q_part;  // two-sum: q - h = s + err exactly
+  const float err = (q - q_part) - (h + h_part);
+  const float e = t * exp(s) * (1.0f + err);
+  return x >= 0.0f ? e : 2.0f - e;  // NaN: 2 - NaN
+}
+
+// float erf: its Taylor series where |x| < 0.5 (7 terms: the next is 1e-9 of erf(x)),
+// else +-(1 - erfc(|x|)), which does not cancel there (erfc(0.5) = 0.48).
+template <> inline float erf(float x) {
+  const float s = x * x;
+  float p = 1.2055333e-4f;  // 2/sqrt(pi) (-1)^k / (k! (2k + 1)), k = 6 .. 0
+  p = p * s - 8.5483270e-4f;
+  p = p * s + 5.2239776e-3f;
+  p = p * s - 2.6866171e-2f;
+  p = p * s + 1.1283792e-1f;
+  p = p * s - 3.7612639e-1f;
+  p = p * s + 1.1283792f;
+  const float small = p * x;
+  const float big = std::copysign(1.0f - erfc(std::fabs(x)), x);
+  return std::fabs(x) < 0.5f ? small : big;
+}
 
 // 1 / (1 + e^-x) without overflow: e^-|x| <= 1 always.
 template <class T> inline T sigmoid(T x) {
@@ -350,7 +395,7 @@ template <class T> inline T sigmoid(T x) {
 }
 // x * Phi(x) with Phi(x) = erfc(-x/sqrt2)/2, accurate in the far negative tail.
 template <class T> inline T gelu(T x) {
-  return T(0.5) * x * std::erfc(-x * T(0.70710678118654752440));
+  return T(0.5) * x * erfc(-x * T(0.70710678118654752440));
 }
 // 0.5x(1 + tanh(u)) == x * sigmoid(2u), which does not cancel for x << 0.
 template <class T> inline T gelu_tanh(T x) {

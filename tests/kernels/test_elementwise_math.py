@@ -1,5 +1,7 @@
-"""The vectorizable float32 exp and tanh (csrc/elementwise_math.h) against float64 numpy,
-over their whole range, on every instruction-set copy of the kernels."""
+"""The vectorizable float32 exp, tanh, erf and gelu (csrc/elementwise_math.h) against
+float64 references, over their whole range, on every instruction-set copy of the kernels."""
+import math
+
 import numpy as np
 import pytest
 
@@ -88,3 +90,42 @@ def test_vector_exp_equals_the_scalar_exp_across_the_normal_range():
     strided[::2] = x
     got, want = unary("exp", x), unary("exp", strided[::2])
     np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
+
+
+_erfc64 = np.vectorize(math.erfc, otypes=[np.float64])
+_erf64 = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def assert_within_ulps(got, want, ulps):
+    """|got - want| at most `ulps` steps of float32 at want (denormal steps below tiny)."""
+    step = np.spacing(np.abs(want.astype(np.float32)))
+    err = np.abs(got.astype(np.float64) - want) / step
+    assert err.max() <= ulps, f"{err.max():.1f} ulp at x index {err.argmax()}"
+
+
+def test_erf_is_accurate_near_zero_and_saturates():
+    x = np.concatenate([np.linspace(-6, 6, 300_001), np.geomspace(1e-30, 0.6, 2001),
+                        -np.geomspace(1e-30, 0.6, 2001)]).astype(np.float32)
+    assert_within_ulps(unary("erf", x), _erf64(x.astype(np.float64)), 3)
+    special = unary("erf", np.array([np.nan, np.inf, -np.inf, -0.0, 0.5, -0.5], np.float32))
+    assert np.isnan(special[0]) and special[1] == 1 and special[2] == -1
+    assert special[3] == 0 and np.signbit(special[3])
+    np.testing.assert_allclose(special[4:], [math.erf(0.5), -math.erf(0.5)], rtol=2e-7)
+
+
+def test_gelu_is_accurate_into_the_far_negative_tail():
+    """gelu(x) = x/2 erfc(-x/sqrt2) down to where it underflows (x = -14.5).  The reference
+    takes the same float32 z = -x/sqrt2 (its rounding alone moves erfc by up to 2 z^2
+    float32 steps, 190 ulp at x = -12.6), so what is measured is the erfc and the products:
+    the exponent of e^-z^2 is carried in two parts, or this tail would be off by 1e-5."""
+    x = np.linspace(-15, 8, 600_001).astype(np.float32)
+    z = (-x * np.float32(1 / math.sqrt(2))).astype(np.float64)
+    erfc = _erfc64(z)
+    want = 0.5 * x.astype(np.float64) * erfc
+    got = unary("gelu", x)
+    normal = erfc >= np.finfo(np.float32).tiny  # below it erfc has fewer bits, then x/2 times
+    assert_within_ulps(got[normal], want[normal], 8)
+    np.testing.assert_allclose(got[~normal], want[~normal], rtol=1e-6, atol=3e-44)
+    special = unary("gelu", np.array([np.nan, np.inf, -30.0, -0.0, 30.0], np.float32))
+    assert np.isnan(special[0]) and special[1] == np.inf and special[2] == 0
+    assert special[3] == 0 and np.signbit(special[3]) and special[4] == 30
