@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <immintrin.h>
 
 #include "streaming.h"
@@ -323,6 +324,41 @@ inline float exp_sum(const float* x, int64_t n, float m, float* y, const float* 
 
 template <class T> inline T log(T x) { return std::log(x); }
 template <class T> inline T log1p(T x) { return std::log1p(x); }
+
+// float log without libm calls: x = 2^e m with m in [sqrt(1/2), sqrt 2) from the bits
+// (subnormals scaled by 2^23 first), then Cephes' logf, log(m) = f - f^2/2 + f^3 P(f)
+// with f = m - 1 (P of degree 8, about 1 ulp) and e ln2 in two parts.
+template <> inline float log(float x) {
+  const bool subnormal = x < 1.17549435e-38f;
+  const float xs = subnormal ? x * 8388608.0f : x;
+  int32_t bits;
+  std::memcpy(&bits, &xs, sizeof bits);
+  int32_t e = ((bits >> 23) & 0xff) - 126 - (subnormal ? 23 : 0);
+  float m = bits_to_float((bits & 0x007fffff) | 0x3f000000);  // [0.5, 1)
+  const bool low = m < 0.707106781186547524f;
+  e -= low;
+  const float f = low ? m + m - 1.0f : m - 1.0f;  // exact
+  const float fe = static_cast<float>(e), f2 = f * f, f4 = f2 * f2;
+  const float p01 = 7.0376836292e-2f * f - 1.1514610310e-1f;  // P by Estrin's scheme
+  const float p23 = 1.1676998740e-1f * f - 1.2420140846e-1f;
+  const float p45 = 1.4249322787e-1f * f - 1.6668057665e-1f;
+  const float p67 = 2.0000714765e-1f * f - 2.4999993993e-1f;
+  const float p = ((p01 * f2 + p23) * f4 + (p45 * f2 + p67)) * f + 3.3333331174e-1f;
+  const float y = (p * f * f2 + fe * -2.12194440e-4f) - 0.5f * f2;
+  const float r = (f + y) + fe * 0.693359375f;
+  if (x == std::numeric_limits<float>::infinity()) return x;
+  return x > 0.0f ? r : x == 0.0f ? -std::numeric_limits<float>::infinity()
+                                  : std::numeric_limits<float>::quiet_NaN();
+}
+
+// float log1p through the log above: log(u) x / (u - 1) with u = 1 + x (Goldberg), which
+// cancels the rounding of u; x itself where u rounds to 1.
+template <> inline float log1p(float x) {
+  const float u = 1.0f + x;
+  const float r = log(u) * (x / (u - 1.0f));
+  if (x == std::numeric_limits<float>::infinity()) return x;
+  return u == 1.0f ? x : r;
+}
 template <class T> inline T expm1(T x) { return std::expm1(x); }
 template <class T> inline T tanh(T x) { return std::tanh(x); }
 

@@ -1,4 +1,4 @@
-"""The vectorizable float32 exp, tanh, erf and gelu (csrc/elementwise_math.h) against
+"""The vectorizable float32 exp, log, log1p, tanh, erf and gelu (csrc/elementwise_math.h) against
 float64 references, over their whole range, on every instruction-set copy of the kernels."""
 import math
 
@@ -129,3 +129,23 @@ def test_gelu_is_accurate_into_the_far_negative_tail():
     special = unary("gelu", np.array([np.nan, np.inf, -30.0, -0.0, 30.0], np.float32))
     assert np.isnan(special[0]) and special[1] == np.inf and special[2] == 0
     assert special[3] == 0 and np.signbit(special[3]) and special[4] == 30
+
+
+def test_log_is_accurate_over_every_positive_float():
+    """Every 997th positive float bit pattern, subnormals included, and the specials."""
+    x = np.arange(1, 0x7f800000, 997, dtype=np.int32).view(np.float32)
+    assert_within_ulps(unary("log", x), np.log(x.astype(np.float64)), 1)
+    special = unary("log", np.array([0.0, -0.0, -1.0, np.inf, -np.inf, np.nan, 1.0],
+                                    np.float32))
+    assert special[0] == special[1] == -np.inf and np.isnan(special[[2, 4, 5]]).all()
+    assert special[3] == np.inf and special[6] == 0
+
+
+def test_log1p_is_accurate_near_zero_and_far_from_it():
+    tiny = np.geomspace(1e-38, 0.5, 20_001)
+    x = np.concatenate([np.linspace(-0.999, 10, 300_001), tiny, -tiny,
+                        np.geomspace(10, 3e38, 2001)]).astype(np.float32)
+    assert_within_ulps(unary("log1p", x), np.log1p(x.astype(np.float64)), 3)
+    special = unary("log1p", np.array([-1.0, -2.0, np.inf, np.nan, -0.0], np.float32))
+    assert special[0] == -np.inf and np.isnan(special[[1, 3]]).all() and special[2] == np.inf
+    assert special[4] == 0 and np.signbit(special[4])
