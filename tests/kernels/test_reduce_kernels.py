@@ -292,6 +292,33 @@ def test_softmax_is_stable_for_huge_logits():
     assert np.isfinite(y).all()
 
 
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,dim", [((2048, 70), 0), ((5, 37, 130), 1), ((3, 300, 2, 2), 1),
+                                       ((2, 3), 0)])
+def test_softmax_along_a_leading_dim_agrees_with_the_line_by_line_loop(shape, dim, dtype, log):
+    """A contiguous softmax along a dim with more after it goes by blocks of neighbouring
+    lines (64 floats or 32 doubles wide, then a narrower last block); a stepped copy of
+    the same values goes line by line.  Lines hold a NaN, only -inf, and huge values; the
+    two differ only by the order of the sum."""
+    x = 4 * values(shape, dtype)
+    lines = np.moveaxis(x, dim, 0)  # a view: lines[:, k] is one softmax line
+    rest = lines.shape[1:]
+    line = [(slice(None),) + np.unravel_index(k, rest) for k in range(3)]
+    lines[line[0]][1] = np.nan
+    lines[line[1]] = -np.inf
+    lines[line[2]] *= 1e4
+    y, want = np.empty(shape, dtype), np.empty(shape, dtype)
+    _C.softmax(x, dim, log, y)
+    _C.softmax(layout(x, "step"), dim, log, want)
+    tol = 1e-5 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(y, want, rtol=tol, atol=tol)
+    y_lines = np.moveaxis(y, dim, 0)
+    assert np.isnan(y_lines[line[0]]).all() and np.isnan(y_lines[line[1]]).all()
+    with np.errstate(invalid="ignore"):  # the NaN and -inf lines
+        np.testing.assert_allclose(y, np_softmax(x, dim, log), rtol=2e-5, atol=2e-5)
+
+
 def test_softmax_rejects_integers_and_mismatched_outputs():
     with pytest.raises(TypeError, match="float32 or float64"):
         _C.softmax(np.ones((2, 3), np.int64), 1, False, np.empty((2, 3), np.int64))
