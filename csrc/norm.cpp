@@ -18,7 +18,10 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <vector>
+
+#include "elementwise_math.h"
 
 namespace genesis::GENESIS_ISA_NS {
 namespace {
@@ -184,6 +187,16 @@ Moments moments(const T* x, int64_t rows, int64_t step, int64_t n) {
   return {mean, std::max(0.0, (d2 - d1 * d1 / double(count)) / double(count))};
 }
 
+// moments() of one row whose sum is known.
+template <class T>
+Moments moments_given_sum(const T* x, int64_t n, double sum) {
+  if (n == 0) return {0.0, 0.0};
+  const double mean = sum / double(n);
+  double d1 = 0, d2 = 0;
+  row_deviations(x, n, mean, d1, d2);
+  return {mean, std::max(0.0, (d2 - d1 * d1 / double(n)) / double(n))};
+}
+
 template <class F>
 void by_float(DType t, F&& f) {
   if (t == DType::f32) f(float{});
@@ -296,27 +309,53 @@ void layer_norm_fwd(const View& x, int norm_ndim, const View* weight, const View
   T* rp = static_cast<T*>(rstd.data);
   const T* w = data_of<const T>(weight);
   const T* b = data_of<const T>(bias);
-#pragma omp parallel for schedule(static) if (M * K >= kParallelWork)
-  for (int64_t r = 0; r < M; ++r) {
-    const T* xr = xp + r * K;
-    T* orow = op + r * K;
-    const Moments mo = moments(xr, 1, 0, K);
-    const double rs = 1.0 / std::sqrt(mo.var + eps);
-    mp[r] = T(mo.mean);
-    rp[r] = T(rs);
-    const T m = T(mo.mean), s = T(rs);
-    if (w && b) {
+  // Float rows go 16 lanes at a time; an output too large for the cache is streamed
+  // (non-temporal stores: its lines are not read first), and each row's statistics
+  // passes overlap the next row's load (prefetched: alone, the first pass waits on it).
+  const bool stream = std::is_same_v<T, float> && vm::stream_output(M * K * int64_t(sizeof(T)));
+#pragma omp parallel if (M * K >= kParallelWork)
+  {
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < M; ++r) {
+      const T* xr = xp + r * K;
+      T* orow = op + r * K;
+      const double sum = row_sum(xr, K);
+      if (r + 1 < M) vm::prefetch_block(xr + K, K * int64_t(sizeof(T)));
+      const Moments mo = moments_given_sum(xr, K, sum);
+      const double rs = 1.0 / std::sqrt(mo.var + eps);
+      mp[r] = T(mo.mean);
+      rp[r] = T(rs);
+      const T m = T(mo.mean), s = T(rs);
+      if constexpr (std::is_same_v<T, float>) {
+        const auto at = [&](int64_t i, int64_t len) {
+          vm::f32x16 v = (vm::load16_upto(xr + i, len) - m) * s;
+          if (w) v = v * vm::load16_upto(w + i, len);
+          if (b) v = v + vm::load16_upto(b + i, len);
+          return v;
+        };
+        if (stream) {
+          vm::stream16_from<false>(orow, K, at);
+        } else {
+          for (int64_t i = 0; i < K; i += 16) {
+            const int64_t len = std::min<int64_t>(16, K - i);
+            if (len == 16) vm::store16(orow + i, at(i, 16));
+            else vm::store16_first(orow + i, at(i, len), len);
+          }
+        }
+      } else if (w && b) {
 #pragma omp simd
-      for (int64_t k = 0; k < K; ++k) orow[k] = (xr[k] - m) * s * w[k] + b[k];
-    } else if (w) {
+        for (int64_t k = 0; k < K; ++k) orow[k] = (xr[k] - m) * s * w[k] + b[k];
+      } else if (w) {
 #pragma omp simd
-      for (int64_t k = 0; k < K; ++k) orow[k] = (xr[k] - m) * s * w[k];
-    } else if (b) {
+        for (int64_t k = 0; k < K; ++k) orow[k] = (xr[k] - m) * s * w[k];
+      } else if (b) {
 #pragma omp simd
-      for (int64_t k = 0; k < K; ++k) orow[k] = (xr[k] - m) * s + b[k];
-    } else {
-      row_affine(xr, orow, K, m, s, T(0));
+        for (int64_t k = 0; k < K; ++k) orow[k] = (xr[k] - m) * s + b[k];
+      } else {
+        row_affine(xr, orow, K, m, s, T(0));
+      }
     }
+    if (stream) _mm_sfence();  // this thread's streamed rows, before anything reads them
   }
 }
 

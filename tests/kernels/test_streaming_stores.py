@@ -1,6 +1,6 @@
 """Outputs at least `_C.stream_min_bytes()` large (the last-level cache) are written with
-non-temporal stores: exp and the other vector-form unary ops, same-dtype copies, and
-float32 softmax / log_softmax.  Here the threshold is lowered to 0 so that small arrays
+non-temporal stores: exp and the other vector-form unary ops, same-dtype copies,
+float32 softmax / log_softmax and float32 layer norm.  Here the threshold is lowered to 0 so that small arrays
 take that path, at every length around the 64-byte lines and at every misalignment, and
 the results must equal the cached path's to the bit."""
 import numpy as np
@@ -127,3 +127,25 @@ def test_in_place_ops_with_streaming_threshold_stay_correct():
         _C.set_stream_min_bytes(before)
     np.testing.assert_allclose(a, want_exp, rtol=3e-7)
     np.testing.assert_array_equal(b, want_add)
+
+
+@pytest.mark.parametrize("affine", ["none", "weight", "both"])
+@pytest.mark.parametrize("offset", [0, 3])
+def test_streamed_layer_norm_equals_cached(offset, affine):
+    rng = np.random.default_rng(offset)
+    for rows, k in [(3, 1), (5, 15), (4, 17), (7, 33), (3, 100), (2, 1000)]:
+        x = (rng.standard_normal((rows, k)) * 3 + 1).astype(np.float32)
+        w = rng.standard_normal(k).astype(np.float32) if affine != "none" else None
+        b = rng.standard_normal(k).astype(np.float32) if affine == "both" else None
+
+        def kernel():
+            out = shifted(np.zeros((rows, k), np.float32), offset)
+            mean, rstd = np.empty((rows, 1), np.float32), np.empty((rows, 1), np.float32)
+            _C.layer_norm(x, 1, w, b, 1e-5, out, mean, rstd)
+            return out.copy()
+
+        cached, streamed = run_both(kernel)
+        np.testing.assert_array_equal(streamed.view(np.int32), cached.view(np.int32))
+        z = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-5)
+        want = z * (1 if w is None else w) + (0 if b is None else b)
+        np.testing.assert_allclose(cached, want, rtol=1e-4, atol=1e-4)
