@@ -447,6 +447,29 @@ def test_topk(dtype):
                 assert_same(idx, want_i[take])
 
 
+@pytest.mark.parametrize("kind", LAYOUTS)
+@pytest.mark.parametrize("dtype", NUMERIC)
+def test_topk_of_long_lines_selects_in_one_pass(dtype, kind):
+    """k at most 1/16 of the line: one pass that keeps the best k, checking 16 contiguous
+    elements at a time against the worst kept (strided lines one by one).  Many ties,
+    many NaNs (more and fewer than k), huge values; lines of 700 and 701 (a tail of 13)."""
+    for shape, dim in (((3, 700), 1), ((701, 4), 0)):
+        x = sort_input(shape, dtype, kind)
+        if dtype in (np.float32, np.float64):  # one line without NaNs
+            lines = np.moveaxis(x, dim, -1)  # a view
+            lines[1] = np.where(np.isnan(lines[1]), 1.0, lines[1])
+        for k in (1, 3, 43):
+            for largest in (False, True):
+                oshape = list(shape)
+                oshape[dim] = k
+                vals, idx = np.empty(oshape, dtype), np.empty(oshape, np.int64)
+                _C.topk(x, k, dim, largest, vals, idx)
+                want_v, want_i = sort_ref(x, dim, largest)
+                take = tuple(slice(0, k) if d == dim else slice(None) for d in range(2))
+                assert_same(vals, want_v[take])
+                assert_same(idx, want_i[take])
+
+
 def test_topk_large():
     x = rng.standard_normal((40, 5000)).astype(np.float32)
     vals = np.empty((40, 7), np.float32)
