@@ -573,12 +573,39 @@ void reduce_arg_typed(const View& x, int dim, const View& values, const View& in
   });
 }
 
+// cumsum of contiguous x into contiguous out along a dim with more after it: lines
+// `inner` apart, side by side.  Line by line (for_each_line) each element came from another
+// cache line: 2048 x 2048 floats along dim 0 took 40 ms.  Here 256 bytes of neighbouring
+// lines advance together, each with its own running sum in the same order as alone.
+template <class T>
+void cumsum_columns(const T* x, T* out, int64_t outer, int64_t n, int64_t inner) {
+  constexpr int64_t kColumns = 256 / sizeof(T);
+  const int64_t per_slab = (inner + kColumns - 1) / kColumns, blocks = outer * per_slab;
+  const int nt = static_cast<int>(std::min<int64_t>(threads_for(outer * n * inner), blocks));
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t j0 = b % per_slab * kColumns, w = std::min(kColumns, inner - j0);
+    const T* xb = x + b / per_slab * n * inner + j0;
+    T* ob = out + b / per_slab * n * inner + j0;
+    SumAcc<T> acc[kColumns] = {};
+    for (int64_t i = 0; i < n; ++i) {
+#pragma omp simd
+      for (int64_t j = 0; j < w; ++j) {
+        acc[j] = SumOp<T>::combine(acc[j], static_cast<SumAcc<T>>(xb[i * inner + j]));
+        ob[i * inner + j] = static_cast<T>(acc[j]);
+      }
+    }
+  }
+}
+
 template <class T>
 void cumsum_typed(const View& x, int dim, const View& out) {
   const View* v[2] = {&x, &out};
   const T* xd = static_cast<const T*>(x.data);
   T* od = static_cast<T*>(out.data);
   const int64_t n = x.shape[dim], sx = x.stride[dim], so = out.stride[dim];
+  if (n > 1 && sx > 1 && is_contiguous(x) && is_contiguous(out))
+    return cumsum_columns(xd, od, numel(x) / (n * sx), n, sx);
   for_each_line(v, dim, [&](const int64_t* off) {
     SumAcc<T> acc = 0;
     for (int64_t i = 0; i < n; ++i) {
