@@ -239,7 +239,7 @@ PYBIND11_MODULE(_C, m) {
 #define B(name) binary_ops[#name] = static_cast<int>(BinaryOp::name)
   B(add); B(sub); B(mul); B(div); B(pow); B(maximum); B(minimum); B(floordiv); B(mod);
   B(eq); B(ne); B(lt); B(le); B(gt); B(ge); B(logical_and); B(logical_or);
-  B(logical_xor); B(atan2); B(relu_grad);
+  B(logical_xor); B(atan2); B(relu_grad); B(gelu_grad);
 #undef B
   reduce_ops["sum"] = static_cast<int>(ReduceOp::sum);
   reduce_ops["prod"] = static_cast<int>(ReduceOp::prod);

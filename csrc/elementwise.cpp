@@ -440,7 +440,8 @@ static_assert(sizeof(kUnaryNames) / sizeof(kUnaryNames[0]) == int(UnaryOp::count
 
 const char* const kBinaryNames[] = {
     "add", "sub", "mul", "div", "pow", "maximum", "minimum", "floordiv", "mod", "eq", "ne",
-    "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor", "atan2", "relu_grad"};
+    "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor", "atan2", "relu_grad",
+    "gelu_grad"};
 static_assert(sizeof(kBinaryNames) / sizeof(kBinaryNames[0]) == int(BinaryOp::count_));
 
 template <class T, class F>
@@ -691,6 +692,11 @@ struct ReluGrad {
   template <class T>
   T operator()(T a, T b) const { return b > T(0) ? a : T(0); }
 };
+// a * gelu'(b), gelu'(x) = Phi(x) + x phi(x): gelu's backward in one pass.
+struct GeluGrad {
+  template <class T>
+  T operator()(T a, T b) const { return a * vm::gelu_derivative(b); }
+};
 struct FloatDiv {
   template <class T>
   T operator()(T a, T b) const { return a / b; }
@@ -833,6 +839,9 @@ bool binary_typed(BinaryOp op, const View& a, const View& b, const View& out, Er
         case BinaryOp::mod: run_binary<T, T>(a, b, out, FloatMod{}, kGrainCostly); return true;
         case BinaryOp::atan2: run_binary<T, T>(a, b, out, Atan2{}, kGrainCostly); return true;
         case BinaryOp::relu_grad: run_binary<T, T>(a, b, out, ReluGrad{}); return true;
+        case BinaryOp::gelu_grad:
+          run_binary<T, T>(a, b, out, GeluGrad{}, kGrainCostly);
+          return true;
         default: return false;
       }
     } else {

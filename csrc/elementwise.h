@@ -19,6 +19,7 @@ enum class BinaryOp : int {
   add, sub, mul, div, pow, maximum, minimum, floordiv, mod /*Python/PyTorch sign rule*/,
   eq, ne, lt, le, gt, ge, logical_and, logical_or, logical_xor, atan2,
   relu_grad /*a where b > 0, else 0: the gradient a of relu at b*/,
+  gelu_grad /*a * gelu'(b): the gradient a of gelu (erf form) at b*/,
   count_  // keep last
 };
 

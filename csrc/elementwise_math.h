@@ -433,6 +433,11 @@ template <class T> inline T sigmoid(T x) {
 template <class T> inline T gelu(T x) {
   return T(0.5) * x * erfc(-x * T(0.70710678118654752440));
 }
+// d gelu / dx = Phi(x) + x phi(x), phi the standard normal density.
+template <class T> inline T gelu_derivative(T x) {
+  const T cdf = T(0.5) * erfc(-x * T(0.70710678118654752440));
+  return cdf + x * (T(0.39894228040143267794) * exp(T(-0.5) * x * x));
+}
 // 0.5x(1 + tanh(u)) == x * sigmoid(2u), which does not cancel for x << 0.
 template <class T> inline T gelu_tanh(T x) {
   const T u = T(0.79788456080286535588) * (x + T(0.044715) * x * x * x);

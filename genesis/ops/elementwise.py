@@ -12,14 +12,7 @@ from ._util import as_float, broadcast_shape, coerce_pair, scalar_tensor, sum_to
 
 # ---------------------------------------------------------------- unary
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-
-
-def _gelu_grad(x, y, g, p0, p1):
-    cdf = 0.5 * (1.0 + erf(x * _INV_SQRT_2))
-    pdf = exp(-0.5 * x * x) * _INV_SQRT_2PI
-    return g * (cdf + x * pdf)
 
 
 def _gelu_tanh_grad(x, y, g, p0, p1):
@@ -50,6 +43,22 @@ class ReluGrad(Function):
         return ReluGrad.apply(gg, x), None
 
 
+class GeluGrad(Function):
+    """g * gelu'(x) (erf form; gelu' = Phi + x phi) in one kernel.  Differentiable in g
+    and in x (double backward), with gelu''(x) = phi(x) (2 - x^2)."""
+
+    def forward(ctx, g, x):
+        ctx.save_for_backward(g, x)
+        return ctx.backend.binary("gelu_grad", g, x)
+
+    def backward(ctx, gg):
+        g, x = ctx.saved_tensors
+        gx = None
+        if ctx.needs_input_grad[1]:
+            gx = gg * g * (exp(-0.5 * x * x) * _INV_SQRT_2PI) * (2.0 - x * x)
+        return GeluGrad.apply(gg, x), gx
+
+
 # d op / dx given input x, output y, upstream gradient g and the op's parameters.
 _DERIVATIVES = {
     "neg": lambda x, y, g, p0, p1: -g,
@@ -69,7 +78,7 @@ _DERIVATIVES = {
     "relu": lambda x, y, g, p0, p1: ReluGrad.apply(g, x),
     "leaky_relu": lambda x, y, g, p0, p1: where(x > 0, g, g * p0),
     "elu": lambda x, y, g, p0, p1: where(x > 0, g, g * (y + p0)),
-    "gelu": _gelu_grad,
+    "gelu": lambda x, y, g, p0, p1: GeluGrad.apply(g, x),
     "gelu_tanh": _gelu_tanh_grad,
     "silu": _silu_grad,
     "softplus": lambda x, y, g, p0, p1: where(x * p0 > p1, g, g * sigmoid(x * p0)),

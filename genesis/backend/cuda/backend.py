@@ -261,7 +261,7 @@ def _binary(op, a, b, out):
         return out
     kind = a.dtype.kind
     if (kind == "b" and op not in ("add", "mul", "maximum", "minimum")) or \
-            (kind != "f" and op in ("atan2", "relu_grad")):
+            (kind != "f" and op in ("atan2", "relu_grad", "gelu_grad")):
         raise TypeError(f"{op}: input has dtype {a.dtype}, expected a numeric dtype")
     global _ERR
     if _ERR is None:

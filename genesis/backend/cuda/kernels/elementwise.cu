@@ -16,7 +16,8 @@ enum UnaryOp {
 };
 enum BinaryOp {
   B_add, B_sub, B_mul, B_div, B_pow, B_maximum, B_minimum, B_floordiv, B_mod, B_eq, B_ne, B_lt,
-  B_le, B_gt, B_ge, B_logical_and, B_logical_or, B_logical_xor, B_atan2, B_relu_grad
+  B_le, B_gt, B_ge, B_logical_and, B_logical_or, B_logical_xor, B_atan2, B_relu_grad,
+  B_gelu_grad
 };
 // Error codes written to err[0] by integer ops (as csrc/elementwise.cpp).
 enum { E_ZERO_DIV = 1, E_NEG_POW = 2 };
@@ -210,6 +211,9 @@ template <class T> __device__ __forceinline__ T arith(int op, T a, T b, int* err
       case B_mod: return float_mod(a, b);
       case B_atan2: return m_atan2(a, b);
       case B_relu_grad: return b > T(0) ? a : T(0);
+      case B_gelu_grad:  // a * (Phi(b) + b phi(b))
+        return a * (T(0.5) * m_erfc(-b * T(0.70710678118654752440)) +
+                    b * (T(0.39894228040143267794) * m_exp(T(-0.5) * b * b)));
       default: return 0;
     }
   } else {
