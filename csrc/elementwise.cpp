@@ -193,7 +193,9 @@ struct Map1 {
     if (s[0] == sizeof(To) && s[1] == sizeof(Ta)) {
       if constexpr (std::is_same_v<To, float> && std::is_same_v<Ta, float> &&
                     has_vec<F>::value) {
-        const auto vf = [this](vm::f32x16 v) { return f.vec(v); };
+        // (always inlined: a 16-lane form called out of line passes its lanes through
+        // memory, and stalls reloading them)
+        const auto vf = [this](vm::f32x16 v) __attribute__((always_inline)) { return f.vec(v); };
         if (stream) vm::map16_stream(a, o, n, vf);
         else vm::map16(a, o, n, vf);
       } else {
@@ -478,7 +480,13 @@ GENESIS_FLOAT_UNARY(Sin, std::sin(x))
 GENESIS_FLOAT_UNARY(Cos, std::cos(x))
 GENESIS_FLOAT_UNARY(Tanh, vm::tanh(x))
 GENESIS_FLOAT_UNARY(Sigmoid, vm::sigmoid(x))
-GENESIS_FLOAT_UNARY(Gelu, vm::gelu(x))
+struct Gelu {
+  template <class T>
+  T operator()(T x) const {
+    return vm::gelu(x);
+  }
+  vm::f32x16 vec(vm::f32x16 x) const { return vm::gelu16(x); }
+};
 GENESIS_FLOAT_UNARY(GeluTanh, vm::gelu_tanh(x))
 GENESIS_FLOAT_UNARY(Silu, x* vm::sigmoid(x))
 GENESIS_FLOAT_UNARY(Erf, vm::erf(x))

@@ -176,7 +176,9 @@ inline f32x16 load16_upto(const float* p, int64_t len) {
 // map16 with y's lines streamed (see stream16_from).
 template <bool Fence = true, class F>
 inline void map16_stream(const float* x, float* y, int64_t n, F&& f) {
-  stream16_from<Fence>(y, n, [&](int64_t i, int64_t len) { return f(load16_upto(x + i, len)); });
+  stream16_from<Fence>(y, n, [&](int64_t i, int64_t len) __attribute__((always_inline)) {
+    return f(load16_upto(x + i, len));
+  });
 }
 
 // dst[0, bytes) = src[0, bytes), the whole 64-byte lines of dst by non-temporal stores
@@ -236,8 +238,9 @@ inline __m256 exp8_normal_range(__m256 x) {
 // applies 2^n in one step, rounding once into the subnormals as the two factors do.
 // AVX2 runs exp8 on each register of the pair, or exp8_normal_range when all 16 lanes
 // allow it; without either, the scalar exp runs in a loop the compiler vectorizes at
-// its own width.
-inline f32x16 exp16(f32x16 x) {
+// its own width.  Always inlined: out of line (inside a larger caller such as gelu16) its
+// 16 lanes go through memory, and reloading them stalls.
+__attribute__((always_inline)) inline f32x16 exp16(f32x16 x) {
 #if defined(__AVX512F__)
   f32x16 n;
   const f32x16 p = exp_reduced(
@@ -385,10 +388,11 @@ template <class T> inline T erfc(T x) { return std::erfc(x); }
 // is 4e-6 near z = 10, the relative error of the result), so z^2 is split exactly into
 // h + rest (h the square of z's top 12 bits, exact; rest < 0.1), and the rounding error
 // of (P - rest) - h, found by a two-sum, goes back in as a factor 1 + err.
-template <> inline float erfc(float x) {
+// erfc(x) = t e^s (1 + err): the parts before the exponential.
+inline float erfc_exponent(float x, float& t, float& err) {
   const float a = std::fabs(x);
   const float z = a > 10.5f ? 10.5f : a;  // erfc(10.5) is below the denormals; NaN passes
-  const float t = 1.0f / (1.0f + 0.5f * z);
+  t = 1.0f / (1.0f + 0.5f * z);
   // P(t) by Estrin's scheme: pairs, then powers t^2, t^4, t^8 (a quarter of Horner's
   // dependent steps: the loop over this erfc waits on latency, not on throughput).
   const float t2 = t * t, t4 = t2 * t2;
@@ -402,9 +406,18 @@ template <> inline float erfc(float x) {
   const float h = zh * zh, q = p - zl * (z + zh);  // q - h = P - z^2
   const float s = q - h;
   const float q_part = s + h, h_part = s - q_part;  // two-sum: q - h = s + err exactly
-  const float err = (q - q_part) - (h + h_part);
-  const float e = t * exp(s) * (1.0f + err);
+  err = (q - q_part) - (h + h_part);
+  return s;
+}
+// erfc from its parts and e^s.
+inline float erfc_finish(float x, float t, float exp_s, float err) {
+  const float e = t * exp_s * (1.0f + err);
   return x >= 0.0f ? e : 2.0f - e;  // NaN: 2 - NaN
+}
+template <> inline float erfc(float x) {
+  float t, err;
+  const float s = erfc_exponent(x, t, err);
+  return erfc_finish(x, t, exp(s), err);
 }
 
 // float erf: its Taylor series where |x| < 0.5 (7 terms: the next is 1e-9 of erf(x)),
@@ -433,6 +446,25 @@ template <class T> inline T sigmoid(T x) {
 template <class T> inline T gelu(T x) {
   return T(0.5) * x * erfc(-x * T(0.70710678118654752440));
 }
+// gelu of 16 floats, to the bit as gelu() lane by lane, with erfc's exponential through
+// exp16: in a vectorized loop the scalar exp keeps its clamp and two-factor scaling on
+// every lane (half of gelu's time), where exp16 takes its cheaper normal-range path.
+// Always inlined: called out of line, with the 16 lanes passed through memory, it ran
+// at 2.9 ns per element instead of 1.7.
+__attribute__((always_inline)) inline f32x16 gelu16(f32x16 v) {
+  float x[16], z[16], s[16], t[16], err[16], es[16], out[16];
+  store16(x, v);
+#pragma omp simd
+  for (int j = 0; j < 16; ++j) {
+    z[j] = -x[j] * 0.70710678118654752440f;
+    s[j] = erfc_exponent(z[j], t[j], err[j]);
+  }
+  store16(es, exp16(load16(s)));
+#pragma omp simd
+  for (int j = 0; j < 16; ++j) out[j] = 0.5f * x[j] * erfc_finish(z[j], t[j], es[j], err[j]);
+  return load16(out);
+}
+
 // d gelu / dx = Phi(x) + x phi(x), phi the standard normal density.
 template <class T> inline T gelu_derivative(T x) {
   const T cdf = T(0.5) * erfc(-x * T(0.70710678118654752440));
