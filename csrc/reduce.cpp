@@ -577,16 +577,27 @@ void reduce_arg_typed(const View& x, int dim, const View& values, const View& in
 // `inner` apart, side by side.  Line by line (for_each_line) each element came from another
 // cache line: 2048 x 2048 floats along dim 0 took 40 ms.  Here 256 bytes of neighbouring
 // lines advance together, each with its own running sum in the same order as alone.
+// Runs body(offset, w) for blocks of kColumns neighbouring lines of a contiguous (outer,
+// n, inner) array taken along its middle dim: the block's first element and its width
+// w <= kColumns (the last block of a slab is narrower).  Threads split the blocks.
+template <int64_t kColumns, class Body>
+void for_column_blocks(int64_t outer, int64_t n, int64_t inner, const Body& body) {
+  const int64_t per_slab = (inner + kColumns - 1) / kColumns, blocks = outer * per_slab;
+  const int nt = static_cast<int>(
+      std::clamp<int64_t>(threads_for(outer * n * inner), 1, std::max<int64_t>(blocks, 1)));
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t j0 = b % per_slab * kColumns;
+    body(b / per_slab * n * inner + j0, std::min(kColumns, inner - j0));
+  }
+}
+
 template <class T>
 void cumsum_columns(const T* x, T* out, int64_t outer, int64_t n, int64_t inner) {
   constexpr int64_t kColumns = 256 / sizeof(T);
-  const int64_t per_slab = (inner + kColumns - 1) / kColumns, blocks = outer * per_slab;
-  const int nt = static_cast<int>(std::min<int64_t>(threads_for(outer * n * inner), blocks));
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (int64_t b = 0; b < blocks; ++b) {
-    const int64_t j0 = b % per_slab * kColumns, w = std::min(kColumns, inner - j0);
-    const T* xb = x + b / per_slab * n * inner + j0;
-    T* ob = out + b / per_slab * n * inner + j0;
+  for_column_blocks<kColumns>(outer, n, inner, [&](int64_t offset, int64_t w) {
+    const T* xb = x + offset;
+    T* ob = out + offset;
     SumAcc<T> acc[kColumns] = {};
     for (int64_t i = 0; i < n; ++i) {
 #pragma omp simd
@@ -595,7 +606,7 @@ void cumsum_columns(const T* x, T* out, int64_t outer, int64_t n, int64_t inner)
         ob[i * inner + j] = static_cast<T>(acc[j]);
       }
     }
-  }
+  });
 }
 
 template <class T>
@@ -725,13 +736,9 @@ void softmax_rows_streamed(const float* x, float* out, int64_t rows, int64_t n, 
 template <class T>
 void softmax_columns(const T* x, T* y, int64_t outer, int64_t n, int64_t inner, bool log) {
   constexpr int64_t kColumns = 256 / sizeof(T);
-  const int64_t per_slab = (inner + kColumns - 1) / kColumns, blocks = outer * per_slab;
-  const int nt = static_cast<int>(std::min<int64_t>(threads_for(outer * n * inner), blocks));
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (int64_t b = 0; b < blocks; ++b) {
-    const int64_t j0 = b % per_slab * kColumns, w = std::min(kColumns, inner - j0);
-    const T* xb = x + b / per_slab * n * inner + j0;
-    T* yb = y + b / per_slab * n * inner + j0;
+  for_column_blocks<kColumns>(outer, n, inner, [&](int64_t offset, int64_t w) {
+    const T* xb = x + offset;
+    T* yb = y + offset;
     T m[kColumns], sum[kColumns];
     for (int64_t j = 0; j < w; ++j) m[j] = -std::numeric_limits<T>::infinity(), sum[j] = 0;
     for (int64_t i = 0; i < n; ++i) {
@@ -770,7 +777,7 @@ void softmax_columns(const T* x, T* y, int64_t outer, int64_t n, int64_t inner, 
         for (int64_t j = 0; j < w; ++j) yr[j] *= sum[j];
       }
     }
-  }
+  });
 }
 
 template <class T>

@@ -325,6 +325,15 @@ def test_softmax_along_a_leading_dim_agrees_with_the_line_by_line_loop(shape, di
         np.testing.assert_allclose(y, np_softmax(x, dim, log), rtol=2e-5, atol=2e-5)
 
 
+@pytest.mark.parametrize("shape", [(0, 5, 7), (3, 5, 0)])
+def test_empty_arrays_along_a_leading_dim(shape):
+    x = np.zeros(shape, np.float32)
+    for run in (lambda y: _C.softmax(x, 1, False, y), lambda y: _C.cumsum(x, 1, y)):
+        y = np.empty(shape, np.float32)
+        run(y)
+        assert y.shape == shape
+
+
 def test_softmax_rejects_integers_and_mismatched_outputs():
     with pytest.raises(TypeError, match="float32 or float64"):
         _C.softmax(np.ones((2, 3), np.int64), 1, False, np.empty((2, 3), np.int64))
