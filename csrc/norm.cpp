@@ -174,27 +174,24 @@ struct Moments {
   double mean, var;
 };
 
-// Mean and biased variance of `rows` rows of n elements, row i at x + i * step.
+// Mean and biased variance of `rows` rows of n elements, row i at x + i * step, given
+// the sum of their elements.
 template <class T>
-Moments moments(const T* x, int64_t rows, int64_t step, int64_t n) {
+Moments moments_from_sum(const T* x, int64_t rows, int64_t step, int64_t n, double sum) {
   const int64_t count = rows * n;
   if (count == 0) return {0.0, 0.0};
-  double sum = 0;
-  for (int64_t r = 0; r < rows; ++r) sum += row_sum(x + r * step, n);
   const double mean = sum / double(count);
   double d1 = 0, d2 = 0;
   for (int64_t r = 0; r < rows; ++r) row_deviations(x + r * step, n, mean, d1, d2);
   return {mean, std::max(0.0, (d2 - d1 * d1 / double(count)) / double(count))};
 }
 
-// moments() of one row whose sum is known.
+// The same, summing them first.
 template <class T>
-Moments moments_given_sum(const T* x, int64_t n, double sum) {
-  if (n == 0) return {0.0, 0.0};
-  const double mean = sum / double(n);
-  double d1 = 0, d2 = 0;
-  row_deviations(x, n, mean, d1, d2);
-  return {mean, std::max(0.0, (d2 - d1 * d1 / double(n)) / double(n))};
+Moments moments(const T* x, int64_t rows, int64_t step, int64_t n) {
+  double sum = 0;
+  for (int64_t r = 0; r < rows; ++r) sum += row_sum(x + r * step, n);
+  return moments_from_sum(x, rows, step, n, sum);
 }
 
 template <class F>
@@ -321,7 +318,7 @@ void layer_norm_fwd(const View& x, int norm_ndim, const View* weight, const View
       T* orow = op + r * K;
       const double sum = row_sum(xr, K);
       if (r + 1 < M) vm::prefetch_block(xr + K, K * int64_t(sizeof(T)));
-      const Moments mo = moments_given_sum(xr, K, sum);
+      const Moments mo = moments_from_sum(xr, 1, 0, K, sum);
       const double rs = 1.0 / std::sqrt(mo.var + eps);
       mp[r] = T(mo.mean);
       rp[r] = T(rs);
