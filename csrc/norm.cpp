@@ -175,9 +175,12 @@ struct Moments {
 };
 
 // Mean and biased variance of `rows` rows of n elements, row i at x + i * step, given
-// the sum of their elements.
+// the sum of their elements.  Always inlined: called out of line from layer_norm's row
+// loop (one row), layer_norm of 2048 x 2048 floats took 7.4 ms instead of 3.3.
 template <class T>
-Moments moments_from_sum(const T* x, int64_t rows, int64_t step, int64_t n, double sum) {
+__attribute__((always_inline)) inline Moments moments_from_sum(const T* x, int64_t rows,
+                                                               int64_t step, int64_t n,
+                                                               double sum) {
   const int64_t count = rows * n;
   if (count == 0) return {0.0, 0.0};
   const double mean = sum / double(count);
