@@ -479,7 +479,13 @@ GENESIS_FLOAT_UNARY(Reciprocal, T(1) / x)
 GENESIS_FLOAT_UNARY(Sin, std::sin(x))
 GENESIS_FLOAT_UNARY(Cos, std::cos(x))
 GENESIS_FLOAT_UNARY(Tanh, vm::tanh(x))
-GENESIS_FLOAT_UNARY(Sigmoid, vm::sigmoid(x))
+struct Sigmoid {
+  template <class T>
+  T operator()(T x) const {
+    return vm::sigmoid(x);
+  }
+  vm::f32x16 vec(vm::f32x16 x) const { return vm::sigmoid16(x); }
+};
 struct Gelu {
   template <class T>
   T operator()(T x) const {
@@ -487,8 +493,20 @@ struct Gelu {
   }
   vm::f32x16 vec(vm::f32x16 x) const { return vm::gelu16(x); }
 };
-GENESIS_FLOAT_UNARY(GeluTanh, vm::gelu_tanh(x))
-GENESIS_FLOAT_UNARY(Silu, x* vm::sigmoid(x))
+struct GeluTanh {
+  template <class T>
+  T operator()(T x) const {
+    return vm::gelu_tanh(x);
+  }
+  vm::f32x16 vec(vm::f32x16 x) const { return vm::gelu_tanh16(x); }
+};
+struct Silu {
+  template <class T>
+  T operator()(T x) const {
+    return x * vm::sigmoid(x);
+  }
+  vm::f32x16 vec(vm::f32x16 x) const { return vm::silu16(x); }
+};
 GENESIS_FLOAT_UNARY(Erf, vm::erf(x))
 GENESIS_FLOAT_UNARY(Round, std::nearbyint(x))
 #undef GENESIS_FLOAT_UNARY

@@ -436,11 +436,35 @@ template <> inline float erf(float x) {
   return std::fabs(x) < 0.5f ? small : big;
 }
 
-// 1 / (1 + e^-x) without overflow: e^-|x| <= 1 always.
-template <class T> inline T sigmoid(T x) {
-  const T e = exp(-std::fabs(x));
+// finish(x, exp(arg(x))) lane by lane over 16 floats, the exps through exp16: in a
+// vectorized loop the scalar exp keeps its clamp and two-factor scaling on every lane,
+// where exp16 takes its cheaper normal-range path.  With exp16 equal to exp to the bit,
+// the result is that of the scalar form.  Always inlined, as exp16.
+template <class Arg, class Finish>
+__attribute__((always_inline)) inline f32x16 with_exp16(f32x16 v, Arg&& arg, Finish&& finish) {
+  float x[16], a[16], e[16], out[16];
+  store16(x, v);
+#pragma omp simd
+  for (int j = 0; j < 16; ++j) a[j] = arg(x[j]);
+  store16(e, exp16(load16(a)));
+#pragma omp simd
+  for (int j = 0; j < 16; ++j) out[j] = finish(x[j], e[j]);
+  return load16(out);
+}
+
+// 1 / (1 + e^-x) without overflow, from e = e^-|x| <= 1.
+template <class T> inline T sigmoid_from_exp(T x, T e) {
   const T r = T(1) / (T(1) + e);
   return x >= T(0) ? r : e * r;
+}
+template <class T> inline T sigmoid(T x) { return sigmoid_from_exp(x, exp(-std::fabs(x))); }
+template <class T> inline T neg_abs(T x) { return -std::fabs(x); }
+inline f32x16 sigmoid16(f32x16 v) {
+  return with_exp16(v, neg_abs<float>, sigmoid_from_exp<float>);
+}
+// x * sigmoid(x)
+inline f32x16 silu16(f32x16 v) {
+  return with_exp16(v, neg_abs<float>, [](float x, float e) { return x * sigmoid_from_exp(x, e); });
 }
 // x * Phi(x) with Phi(x) = erfc(-x/sqrt2)/2, accurate in the far negative tail.
 template <class T> inline T gelu(T x) {
@@ -471,9 +495,14 @@ template <class T> inline T gelu_derivative(T x) {
   return cdf + x * (T(0.39894228040143267794) * exp(T(-0.5) * x * x));
 }
 // 0.5x(1 + tanh(u)) == x * sigmoid(2u), which does not cancel for x << 0.
-template <class T> inline T gelu_tanh(T x) {
-  const T u = T(0.79788456080286535588) * (x + T(0.044715) * x * x * x);
-  return x * sigmoid(T(2) * u);
+template <class T> inline T gelu_tanh_arg(T x) {  // 2u
+  return T(1.5957691216057307118) * (x + T(0.044715) * x * x * x);
+}
+template <class T> inline T gelu_tanh(T x) { return x * sigmoid(gelu_tanh_arg(x)); }
+inline f32x16 gelu_tanh16(f32x16 v) {
+  return with_exp16(
+      v, [](float x) { return -std::fabs(gelu_tanh_arg(x)); },
+      [](float x, float e) { return x * sigmoid_from_exp(gelu_tanh_arg(x), e); });
 }
 
 }  // namespace vm

@@ -113,3 +113,31 @@ def test_strided_inputs_match_contiguous(op, data):
         for x, y in zip(dense, strided):
             if x.requires_grad and x.grad is not None:
                 np.testing.assert_allclose(y.grad.numpy(), x.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+# Unary float32 ops with a 16-lane form: contiguous inputs take it, strided ones the
+# element loop; both must give the same bits.  Lengths cover tails (not multiples of 16)
+# and values the range checks of the vector exp (beyond +-87, infinities, NaN).
+_VECTOR_FORMS = {
+    "exp": G.exp,
+    "sigmoid": G.sigmoid,
+    "silu": G.nn.functional.silu,
+    "gelu": G.nn.functional.gelu,
+    "gelu_tanh": lambda t: G.nn.functional.gelu(t, approximate="tanh"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_VECTOR_FORMS))
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 47, 1003])
+def test_float32_vector_forms_match_the_element_loop(name, n):
+    rng = np.random.default_rng(n)
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 88.5, -88.5, 150.0, -150.0,
+                        1e-30, -1e-30, 3.0e-39], np.float32)
+    x = (rng.standard_normal(n) * rng.choice([1, 5, 40, 120], n)).astype(np.float32)
+    x[rng.random(n) < 0.1] = rng.choice(special)
+    fn = _VECTOR_FORMS[name]
+    dense = fn(G.tensor(x)).numpy()
+    base = G.zeros(n, 2)
+    base[:, 1] = G.tensor(x)
+    strided = fn(base[:, 1]).numpy()
+    np.testing.assert_array_equal(dense.view(np.int32), strided.view(np.int32))
