@@ -270,11 +270,14 @@ PYBIND11_MODULE(_C, m) {
     MaybeRelease r(numel(vo));
     DISPATCH(where, vc, va, vb, vo);
   });
-  m.def("copy", [](const py::array& src, const py::array& out) {
-    auto vs = view_of(src), vo = out_of(out);
-    MaybeRelease r(numel(vo));
-    DISPATCH(copy, vs, vo);
-  });
+  m.def(
+      "copy",
+      [](const py::array& src, const py::array& out, int64_t whole_bytes) {
+        auto vs = view_of(src), vo = out_of(out);
+        MaybeRelease r(numel(vo));
+        DISPATCH(copy, vs, vo, whole_bytes);
+      },
+      py::arg("src"), py::arg("out"), py::arg("whole_bytes") = 0);
   m.def("fill", [](const py::array& out, double value) {
     auto vo = out_of(out);
     MaybeRelease r(numel(vo));

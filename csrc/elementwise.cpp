@@ -145,21 +145,28 @@ void run_range(const Plan<N>& p, int64_t begin, int64_t end, const Inner& inner)
   }
 }
 
+// Functors with `void finish()`, called by each thread after its last row.
+template <class F, class = void>
+struct has_finish : std::false_type {};
+template <class F>
+struct has_finish<F, std::void_t<decltype(std::declval<const F&>().finish())>> : std::true_type {};
+
 template <int N, class Inner>
 void run(const Plan<N>& p, const Inner& inner, int64_t grain) {
   const int64_t numel = p.numel;
   if (numel == 0) return;
-  if (numel <= grain) {
-    run_range(p, 0, numel, inner);
-    return;
-  }
+  const auto range = [&](int64_t b, int64_t e) {
+    run_range(p, b, e, inner);
+    if constexpr (has_finish<Inner>::value) inner.finish();
+  };
+  if (numel <= grain) return range(0, numel);
 #pragma omp parallel
   {
     const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
     // Chunks are multiples of 64 elements so threads start on cache lines.
     const int64_t chunk = ((numel + nt - 1) / nt + 63) & ~int64_t{63};
     const int64_t b = std::min(numel, t * chunk), e = std::min(numel, b + chunk);
-    if (b < e) run_range(p, b, e, inner);
+    if (b < e) range(b, e);
   }
 }
 
@@ -290,13 +297,17 @@ struct WhereMap {
   }
 };
 
-// Copies an output too large for the cache: contiguous rows by non-temporal stores.
+// Copies an output too large for the cache: contiguous rows by non-temporal stores,
+// fenced once per thread (in finish) rather than once per row: rows of a strided output
+// (one piece of a cat along dim 1) are a few KiB, and each fence waits for them to drain.
 template <class T>
 struct StreamCopy {
   void operator()(char* const* p, const int64_t* s, int64_t n) const {
-    if (s[0] == sizeof(T) && s[1] == sizeof(T)) return vm::stream_bytes(p[0], p[1], n * s[0]);
+    if (s[0] == sizeof(T) && s[1] == sizeof(T))
+      return vm::stream_bytes<false>(p[0], p[1], n * s[0]);
     for (int64_t i = 0; i < n; ++i) at<T>(p[0], i, s[0]) = at<T>(p[1], i, s[1]);
   }
+  void finish() const { _mm_sfence(); }
 };
 
 // A copy whose source is contiguous along a dim other than the output's innermost one (a
@@ -962,7 +973,7 @@ void where(const View& cond, const View& a, const View& b, const View& out) {
   });
 }
 
-void copy(const View& src, const View& out) {
+void copy(const View& src, const View& out, int64_t whole_bytes) {
   check_shape("copy", "source", src, out);
   const View* v[2] = {&out, &src};
   const auto plan = make_plan(v);
@@ -972,7 +983,7 @@ void copy(const View& src, const View& out) {
       using Ti = decltype(from_tag);
       if constexpr (std::is_same_v<To, Ti>) {
         if (copy_transposed<To>(plan)) return;
-        if (vm::stream_output(numel(out) * int64_t(sizeof(To))))
+        if (vm::stream_output(std::max(numel(out) * int64_t(sizeof(To)), whole_bytes)))
           return run(plan, StreamCopy<To>{}, kGrainCheap);
       }
       auto conv = [](Ti x) { return convert<To, Ti>(x); };

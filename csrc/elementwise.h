@@ -34,8 +34,10 @@ enum class BinaryOp : int {
   /* out = cond ? a : b; cond bool, a/b/out same dtype. */                        \
   void where(const View& cond, const View& a, const View& b, const View& out);    \
   /* out = src converted to out's dtype (float->int truncates toward zero,       \
-     any->bool is != 0).  src broadcast to out's shape. */                        \
-  void copy(const View& src, const View& out);                                    \
+     any->bool is != 0).  src broadcast to out's shape.  whole_bytes: the size of \
+     the output that out is a part of when an op fills one piece by piece (cat), \
+     else 0; outputs too large for the cache take streaming stores. */           \
+  void copy(const View& src, const View& out, int64_t whole_bytes = 0);          \
   /* every element of out = value (converted to out's dtype). */                  \
   void fill(const View& out, double value);                                       \
   }

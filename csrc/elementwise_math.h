@@ -182,7 +182,9 @@ inline void map16_stream(const float* x, float* y, int64_t n, F&& f) {
 }
 
 // dst[0, bytes) = src[0, bytes), the whole 64-byte lines of dst by non-temporal stores
-// (bit copies: the float loads and stores do no arithmetic).
+// (bit copies: the float loads and stores do no arithmetic).  Without Fence the caller
+// issues the _mm_sfence, as for stream16_from.
+template <bool Fence = true>
 inline void stream_bytes(void* dst, const void* src, int64_t bytes) {
   char* d = static_cast<char*>(dst);
   const char* s = static_cast<const char*>(src);
@@ -192,7 +194,7 @@ inline void stream_bytes(void* dst, const void* src, int64_t bytes) {
   for (; i + 64 <= bytes; i += 64)
     stream16(reinterpret_cast<float*>(d + i), load16(reinterpret_cast<const float*>(s + i)));
   std::memcpy(d + i, s + i, bytes - i);
-  _mm_sfence();
+  if (Fence) _mm_sfence();
 }
 
 #if defined(__AVX2__) && !defined(__AVX512F__)

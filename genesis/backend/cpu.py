@@ -73,11 +73,15 @@ def contiguous(x):
     return x if x.flags.c_contiguous else copy(x)
 
 
-def copy_into(dst, src):
-    """dst[...] = src, src broadcast to dst's shape and converted to its dtype."""
+def copy_into(dst, src, whole_bytes=0):
+    """dst[...] = src, src broadcast to dst's shape and converted to its dtype.
+
+    whole_bytes: the size of the array dst is a piece of, when an op fills one piece by
+    piece (cat): the copy streams its stores past the cache when that is large.
+    """
     if src.shape != dst.shape:
         src = np.broadcast_to(src, dst.shape)
-    _C.copy(src, dst)
+    _C.copy(src, dst, whole_bytes)
 
 
 def fill_(dst, value):

@@ -101,7 +101,7 @@ class Cat(Function):
         start = 0
         for x, size in zip(xs, ctx.sizes):
             key = (slice(None),) * dim + (slice(start, start + size),)
-            ctx.backend.copy_into(ctx.backend.view_index(out, key), x)
+            ctx.backend.copy_into(ctx.backend.view_index(out, key), x, out.nbytes)
             start += size
         return out
 

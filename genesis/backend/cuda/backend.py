@@ -123,8 +123,12 @@ def contiguous(x):
     return x if x.flags.c_contiguous else copy(x)
 
 
-def copy_into(dst, src):
-    """dst[...] = src, src broadcast to dst's shape and converted to its dtype."""
+def copy_into(dst, src, whole_bytes=0):
+    """dst[...] = src, src broadcast to dst's shape and converted to its dtype.
+
+    whole_bytes (the size of the array dst is a piece of) steers the CPU's streaming
+    stores; GPU stores need no such hint.
+    """
     if src.shape != dst.shape:
         src = _xp.broadcast_to(src, dst.shape)
     n = _numel(dst.shape)
