@@ -141,3 +141,25 @@ def test_float32_vector_forms_match_the_element_loop(name, n):
     base[:, 1] = G.tensor(x)
     strided = fn(base[:, 1]).numpy()
     np.testing.assert_array_equal(dense.view(np.int32), strided.view(np.int32))
+
+
+# Copies whose source is contiguous along another dim than the output's last (transposes
+# and permutes) go through tiles of 16 rows x 256 columns, 4-byte elements through 8 x 8
+# in-register transposes: sizes around and off those multiples, several dtypes.
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", ["float32", "int32", "float64", "bool"])
+@pytest.mark.parametrize("shape, perm", [
+    ((16, 16), (1, 0)), ((17, 33), (1, 0)), ((40, 300), (1, 0)), ((263, 31), (1, 0)),
+    ((3, 24, 40), (0, 2, 1)), ((2, 20, 18, 5), (0, 2, 3, 1)), ((19, 2, 23), (2, 1, 0)),
+])
+def test_transposed_copies_match_numpy(shape, perm, dtype, threads):
+    rng = np.random.default_rng(len(shape) * 100 + shape[-1])
+    a = rng.integers(-1000, 1000, shape)
+    a = a > 0 if dtype == "bool" else a.astype(dtype)
+    before = G.get_num_threads()
+    G.set_num_threads(threads)
+    try:
+        got = G.tensor(a).permute(*perm).contiguous().numpy()
+    finally:
+        G.set_num_threads(before)
+    np.testing.assert_array_equal(got, np.ascontiguousarray(a.transpose(perm)))
