@@ -626,6 +626,12 @@ PYBIND11_MODULE(_C, m) {
     auto vl = view_of(labels);
     DISPATCH(check_labels, vl, n, ignore.has_value(), ignore.value_or(0), what, bound);
   });
+  m.def("squared_error_sum", [](const py::array& a, const py::array& b, double scale,
+                                const py::array& out) {
+    auto va = view_of(a), vb = view_of(b), vo = out_of(out);
+    MaybeRelease r(numel(va));
+    DISPATCH(squared_error_sum, va, vb, scale, vo);
+  });
   m.def("cross_entropy", [](const py::array& x, const py::array& target, const OptArray& weight,
                             int64_t ignore_index, double label_smoothing, int reduction,
                             const py::array& out, const py::array& lse, const py::array& total) {

@@ -439,7 +439,69 @@ void by_float(DType t, F&& f) {
   else f(float{});
 }
 
+// ---------------------------------------------------------------- squared error
+constexpr int64_t kErrorBlock = 4096;  // elements per partial sum (and per task)
+
+// Sum of (a[i] - b[i])^2 over one block: float in 16-lane vectors, the lanes added in
+// double at the end; double in a vectorized reduction.
+template <class T>
+double squared_error_block(const T* a, const T* b, int64_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    vm::f32x16 acc{};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      const vm::f32x16 d = vm::load16(a + i) - vm::load16(b + i);
+      acc += d * d;
+    }
+    if (i < n) {
+      const vm::f32x16 d = vm::load16_first(a + i, n - i, 0.0f) - vm::load16_first(b + i, n - i, 0.0f);
+      acc += d * d;
+    }
+    float lanes[16];
+    vm::store16(lanes, acc);
+    double total = 0;
+    for (float v : lanes) total += v;
+    return total;
+  } else {
+    double total = 0;
+#pragma omp simd reduction(+ : total)
+    for (int64_t i = 0; i < n; ++i) total += (a[i] - b[i]) * (a[i] - b[i]);
+    return total;
+  }
+}
+
 }  // namespace
+
+void squared_error_sum(const View& a, const View& b, double scale, const View& out) {
+  if (a.dtype != b.dtype || (a.dtype != DType::f32 && a.dtype != DType::f64))
+    throw type_error(std::string("squared_error_sum: expected two float32 or two float64 "
+                                 "arrays, got ") + dtype_name(a.dtype) + " and " +
+                     dtype_name(b.dtype));
+  if (!same_shape(a, b) || !is_contiguous(a) || !is_contiguous(b))
+    throw std::invalid_argument("squared_error_sum: expected contiguous arrays of one shape, "
+                                "got " + shape_str(a) + " and " + shape_str(b));
+  if (out.dtype != a.dtype || numel(out) != 1)
+    throw std::invalid_argument("squared_error_sum: out must be one element of the inputs' "
+                                "dtype, got " + shape_str(out) + " " + dtype_name(out.dtype));
+  const int64_t n = numel(a), nblocks = (n + kErrorBlock - 1) / kErrorBlock;
+  std::vector<double> parts(nblocks);
+  by_float(a.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* pa = static_cast<const T*>(a.data);
+    const T* pb = static_cast<const T*>(b.data);
+    const int nt = n < kParallelWork ? 1 : omp_get_max_threads();
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int64_t k = 0; k < nblocks; ++k) {
+      const int64_t i0 = k * kErrorBlock;
+      parts[k] = squared_error_block(pa + i0, pb + i0, std::min(kErrorBlock, n - i0));
+    }
+  });
+  double total = 0;  // the parts in order: the same sum on any number of threads
+  for (double v : parts) total += v;
+  by_float(a.dtype, [&](auto tag) {
+    *static_cast<decltype(tag)*>(out.data) = static_cast<decltype(tag)>(scale * total);
+  });
+}
 
 // ================================================================ public kernels
 void check_labels(const View& labels, int64_t n, bool has_ignore, int64_t ignore,

@@ -1,5 +1,6 @@
 // Loss kernels: fused cross-entropy (log-softmax and NLL in one pass per row)
-// and the class-label bounds check shared by the losses and embedding.
+// and the class-label bounds check shared by the losses and embedding, and the
+// squared-error sum of mse_loss.
 //
 // Cross-entropy sees its input as x (N, C, S): N samples, C classes along
 // dim 1, S positions (the product of the trailing dims d1, ...).  One "row"
@@ -48,6 +49,11 @@ namespace genesis {
   void cross_entropy_prob(const View& x, const View& target, const View* weight,    \
                           double label_smoothing, int reduction, const View& out,   \
                           const View& lse, const View& total_weight);               \
+  /* out (one element, the inputs' dtype) = scale * sum of (a - b)^2 over         \
+     contiguous a and b of one shape and float dtype, summed in double: the        \
+     forward of mse_loss's mean and sum in one pass over both. */                  \
+  void squared_error_sum(const View& a, const View& b, double scale,               \
+                         const View& out);                                         \
   /* Gradients for probability targets; grad_target (N, C, S) may be null. */       \
   void cross_entropy_prob_backward(const View& x, const View& target,               \
                                    const View* weight, double label_smoothing,      \

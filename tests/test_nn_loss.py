@@ -699,3 +699,27 @@ def test_cross_entropy_float32_rows_every_isa(isa, C):
     p = np.exp(np_log_softmax(x.astype(np.float64)))
     p[np.arange(70), t] -= 1
     np.testing.assert_allclose(grad, p, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", [1, 15, 17, 4095, 4097, 70001])
+def test_mse_loss_one_pass_sum_across_tails_blocks_and_threads(n, dtype):
+    """mse_loss's mean and sum run one kernel over input and target (16-lane vectors,
+    blocks of 4096 summed in double, in order): tails, several blocks, and the same bits
+    on one and two threads."""
+    rng = np.random.default_rng(n)
+    x, t = rng.standard_normal(n) * 3, rng.standard_normal(n)
+    results = []
+    before = G.get_num_threads()
+    try:
+        for threads in (1, 2):
+            G.set_num_threads(threads)
+            results.append([F.mse_loss(_t(x, dtype), _t(t, dtype), reduction=r).item()
+                            for r in ("sum", "mean")])
+    finally:
+        G.set_num_threads(before)
+    assert results[0] == results[1]
+    xd, td = x.astype(dtype).astype(np.float64), t.astype(dtype).astype(np.float64)
+    want = ((xd - td) ** 2).sum()
+    rtol = 1e-6 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(results[0], [want, want / n], rtol=rtol)

@@ -497,6 +497,14 @@ def _rows(x):
     return reshape(x, (x.shape[0], x.shape[1], _positions(x.shape)))
 
 
+def squared_error_sum(a, b, scale=1.0):
+    """scale * sum((a - b)^2) as a 0-d array of a's dtype (a and b: one shape and float
+    dtype), in one pass over both."""
+    out = empty((), a.dtype)
+    _C.squared_error_sum(contiguous(a), contiguous(b), float(scale), out)
+    return out
+
+
 def cross_entropy(x, target, weight, ignore_index, label_smoothing, reduction):
     """Fused log-softmax + negative log-likelihood over dim 1 of x (N, C, *d).
 

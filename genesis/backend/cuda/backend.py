@@ -1714,6 +1714,14 @@ def _strides(a):
     return tuple(np.int64(s) for s in _estrides(a))
 
 
+def squared_error_sum(a, b, scale=1.0):
+    """scale * sum((a - b)^2) as a 0-d array of a's dtype (a and b: one shape and float
+    dtype), from the elementwise and reduction kernels."""
+    d = binary("sub", a, b)
+    total = reduce("sum", binary("mul", d, d), tuple(range(d.ndim)), False)
+    return binary("mul", total, full((), scale, a.dtype))
+
+
 def cross_entropy(x, target, weight, ignore_index, label_smoothing, reduction):
     """Fused log-softmax + negative log-likelihood over dim 1 of x (N, C, *d).
 

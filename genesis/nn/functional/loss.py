@@ -330,6 +330,22 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
 
 
 # ---------------------------------------------------------------- regression
+class SquaredErrorSum(Function):
+    """scale * sum((x - t)^2): the mean or sum of mse_loss in one pass over x and t,
+    where the composition writes and rereads x - t and its square."""
+
+    def forward(ctx, x, t, scale):
+        ctx.save_for_backward(x, t)
+        ctx.scale = scale
+        return ctx.backend.squared_error_sum(x, t, scale)
+
+    def backward(ctx, g):
+        x, t = ctx.saved_tensors
+        d = (x - t) * (g * (2.0 * ctx.scale))
+        return (d if ctx.needs_input_grad[0] else None,
+                -d if ctx.needs_input_grad[1] else None, None)
+
+
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     """Squared error (input - target)^2; with `weight` (input's shape) the weighted
     'mean' divides by the sum of the weights, as in PyTorch."""
@@ -337,6 +353,9 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     reduction = _reduction(op, reduction, size_average, reduce)
     weight = _sample_weight(op, weight, input)
     input, target = _pointwise_pair(op, input, target)
+    if weight is None and reduction != "none" and input.numel():
+        scale = 1.0 / input.numel() if reduction == "mean" else 1.0
+        return SquaredErrorSum.apply(input, target, scale)
     return _weighted_reduce(square(input - target), weight, reduction)
 
 
