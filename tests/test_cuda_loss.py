@@ -1,4 +1,4 @@
-"""The fused cross-entropy and the label check on device "cuda" (kernels/loss.cu): forward
+"""The fused cross-entropy, the label check and mse_loss on device "cuda": forward
 and backward match the cpu device for class and probability targets, class weights,
 ignore_index, label smoothing and every reduction; out-of-range labels raise the cpu's
 IndexError.  Runs in the CPU emulator (GENESIS_CUDA_EMULATE=1, set here unless the
@@ -243,3 +243,21 @@ def test_bad_arguments_raise_as_on_cpu():
     ]
     for call in cases:
         assert_same_error(call)
+
+
+@pytest.mark.parametrize("dtype", sorted(TOL))
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_mse_loss_matches_cpu(reduction, dtype):
+    """mse_loss's one-pass mean and sum (squared_error_sum) and its gradients for both
+    operands agree with the cpu device."""
+    rng = np.random.default_rng(5)
+    x, t = rng.standard_normal((37, 5)), rng.standard_normal((37, 5))
+    pairs = [(G.tensor(a, dtype=DTYPES[dtype], requires_grad=True),
+              G.tensor(a, dtype=DTYPES[dtype], device="cuda", requires_grad=True)) for a in (x, t)]
+    got = [F.mse_loss(pairs[0][k], pairs[1][k], reduction=reduction) for k in (0, 1)]
+    _close(got[1], got[0], dtype)
+    w = rng.standard_normal(tuple(got[0].shape))
+    (got[0] * G.tensor(w, dtype=got[0].dtype)).sum().backward()
+    (got[1] * G.tensor(w, dtype=got[1].dtype, device="cuda")).sum().backward()
+    for cpu, cuda in pairs:
+        _close(cuda.grad, cpu.grad, dtype)
