@@ -163,3 +163,22 @@ def test_transposed_copies_match_numpy(shape, perm, dtype, threads):
     finally:
         G.set_num_threads(before)
     np.testing.assert_array_equal(got, np.ascontiguousarray(a.transpose(perm)))
+
+
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 47, 1003])
+def test_gelu_backward_vector_form_matches_the_element_loop(n):
+    """gelu's backward (the gelu_grad op) takes its 16-lane form on contiguous operands
+    and the element loop on a strided input: the same bits."""
+    rng = np.random.default_rng(n)
+    x = (rng.standard_normal(n) * rng.choice([1, 5, 15, 120], n)).astype(np.float32)
+    x[rng.random(n) < 0.1] = rng.choice(np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 13.0,
+                                                  -13.0, 88.5, -88.5], np.float32))
+    g = G.tensor(rng.standard_normal(n).astype(np.float32))
+    dense = G.tensor(x, requires_grad=True)
+    G.nn.functional.gelu(dense).backward(g)
+    base = G.zeros(n, 2)
+    base[:, 1] = G.tensor(x)
+    strided = base[:, 1].detach().requires_grad_()
+    G.nn.functional.gelu(strided).backward(g)
+    np.testing.assert_array_equal(dense.grad.numpy().view(np.int32),
+                                  strided.grad.numpy().view(np.int32))
