@@ -540,14 +540,17 @@ void run_unary(const View& x, const View& out, const F& f, int64_t grain) {
       return expr;                           \
     }                                        \
   };
+// ... and those with a 16-lane float form (see Map1).
+#define GENESIS_FLOAT_UNARY_VEC(Name, expr, vec_expr)          \
+  struct Name {                                                \
+    template <class T>                                         \
+    T operator()(T x) const {                                  \
+      return expr;                                             \
+    }                                                          \
+    vm::f32x16 vec(vm::f32x16 x) const { return vec_expr; }    \
+  };
 
-struct Exp {
-  template <class T>
-  T operator()(T x) const {
-    return vm::exp(x);
-  }
-  vm::f32x16 vec(vm::f32x16 x) const { return vm::exp16(x); }
-};
+GENESIS_FLOAT_UNARY_VEC(Exp, vm::exp(x), vm::exp16(x))
 GENESIS_FLOAT_UNARY(Log, vm::log(x))
 GENESIS_FLOAT_UNARY(Log1p, vm::log1p(x))
 GENESIS_FLOAT_UNARY(Expm1, vm::expm1(x))
@@ -557,37 +560,14 @@ GENESIS_FLOAT_UNARY(Reciprocal, T(1) / x)
 GENESIS_FLOAT_UNARY(Sin, std::sin(x))
 GENESIS_FLOAT_UNARY(Cos, std::cos(x))
 GENESIS_FLOAT_UNARY(Tanh, vm::tanh(x))
-struct Sigmoid {
-  template <class T>
-  T operator()(T x) const {
-    return vm::sigmoid(x);
-  }
-  vm::f32x16 vec(vm::f32x16 x) const { return vm::sigmoid16(x); }
-};
-struct Gelu {
-  template <class T>
-  T operator()(T x) const {
-    return vm::gelu(x);
-  }
-  vm::f32x16 vec(vm::f32x16 x) const { return vm::gelu16(x); }
-};
-struct GeluTanh {
-  template <class T>
-  T operator()(T x) const {
-    return vm::gelu_tanh(x);
-  }
-  vm::f32x16 vec(vm::f32x16 x) const { return vm::gelu_tanh16(x); }
-};
-struct Silu {
-  template <class T>
-  T operator()(T x) const {
-    return x * vm::sigmoid(x);
-  }
-  vm::f32x16 vec(vm::f32x16 x) const { return vm::silu16(x); }
-};
+GENESIS_FLOAT_UNARY_VEC(Sigmoid, vm::sigmoid(x), vm::sigmoid16(x))
+GENESIS_FLOAT_UNARY_VEC(Gelu, vm::gelu(x), vm::gelu16(x))
+GENESIS_FLOAT_UNARY_VEC(GeluTanh, vm::gelu_tanh(x), vm::gelu_tanh16(x))
+GENESIS_FLOAT_UNARY_VEC(Silu, x * vm::sigmoid(x), vm::silu16(x))
 GENESIS_FLOAT_UNARY(Erf, vm::erf(x))
 GENESIS_FLOAT_UNARY(Round, std::nearbyint(x))
 #undef GENESIS_FLOAT_UNARY
+#undef GENESIS_FLOAT_UNARY_VEC
 
 struct LeakyRelu {
   double slope;

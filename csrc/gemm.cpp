@@ -506,7 +506,7 @@ void gemm_thread(int tid, int nt, int tm, int64_t M, int64_t N, int64_t K, Opera
           T* cblock = const_cast<T*>(c.p) + ic * c.rs + (jc + jr) * c.cs;
           if (direct_a)
             block_times_panel<T, true>(mc, kc, ablock, a.rs, bpanel, ldb, n,
-                                            {cblock, c.rs, c.cs}, add);
+                                       {cblock, c.rs, c.cs}, add);
           else
             block_times_panel<T, false>(mc, kc, ablock, 0, bpanel, ldb, n, {cblock, c.rs, c.cs},
                                         add);
