@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <immintrin.h>
 
 #include "streaming.h"
@@ -325,6 +326,45 @@ inline float exp_sum_blocks(const float* x, int64_t n, float m, float* y, const 
 template <>
 inline float exp_sum(const float* x, int64_t n, float m, float* y, const float* next) {
   return exp_sum_blocks(x, n, m, y, next, [](int64_t, int64_t) {});
+}
+
+// max (or min) of x[0..n) and r, contiguous, comparing with > (<): NaNs are skipped, and
+// with FindNaN *has_nan says whether there was one (the same pass: the line is read once).
+// Long rows keep kLanes partial results (four AVX2 registers, two AVX-512 ones): with the
+// one register of a plain reduction the loop waits on each compare's latency (about 1.8
+// cycles per 8 floats on Zen 3, against 0.7 with four).  The order of the comparisons
+// decides only which of -0 and +0 wins, as the vector lanes already did.
+template <class T, bool IsMax, bool FindNaN = false>
+T ordered_extreme(const T* x, int64_t n, T r, bool* has_nan = nullptr) {
+  const auto pick = [](T a, T b) { return IsMax ? (a > b ? a : b) : (a < b ? a : b); };
+  using Flag = std::conditional_t<sizeof(T) == 8, uint64_t, uint32_t>;  // vectorizes beside T
+  constexpr int64_t kLanes = 128 / sizeof(T);
+  Flag nan = 0;
+  if (n >= 2 * kLanes) {
+    T acc[kLanes];
+    Flag nans[kLanes] = {};
+    for (int64_t j = 0; j < kLanes; ++j) acc[j] = r;
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+#pragma omp simd
+      for (int64_t j = 0; j < kLanes; ++j) {
+        const T v = x[i + j];
+        acc[j] = pick(v, acc[j]);
+        if constexpr (FindNaN) nans[j] |= v != v;
+      }
+    for (int64_t j = 0; j < kLanes; ++j) r = pick(acc[j], r), nan |= nans[j];
+    x += i;
+    n -= i;
+  }
+  if constexpr (IsMax) {
+#pragma omp simd reduction(max : r) reduction(| : nan)
+    for (int64_t i = 0; i < n; ++i) r = x[i] > r ? x[i] : r, nan |= FindNaN && x[i] != x[i];
+  } else {
+#pragma omp simd reduction(min : r) reduction(| : nan)
+    for (int64_t i = 0; i < n; ++i) r = x[i] < r ? x[i] : r, nan |= FindNaN && x[i] != x[i];
+  }
+  if constexpr (FindNaN) *has_nan = nan != 0;
+  return r;
 }
 
 template <class T> inline T log(T x) { return std::log(x); }

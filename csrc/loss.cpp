@@ -170,9 +170,12 @@ inline T lane_total(const T (&acc)[L]) {
   return s;
 }
 
-// Largest value of a row (NaN never wins; it reaches the loss through exp).
+// Largest value of a row (NaN never wins; it reaches the loss through exp).  A
+// contiguous row goes through ordered_extreme's several registers of partial maxima.
 template <class T, bool Unit>
 inline T row_max(const T* x, int64_t st, int64_t C) {
+  if constexpr (Unit)
+    return vm::ordered_extreme<T, true>(x, C, -std::numeric_limits<T>::infinity());
   constexpr int L = kLanes<T>;
   T m[L];
   for (int j = 0; j < L; ++j) m[j] = -std::numeric_limits<T>::infinity();

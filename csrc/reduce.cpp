@@ -142,45 +142,6 @@ struct ProdOp {
   }
 };
 
-// max (or min) of x[0..n) and r, contiguous, comparing with > (<): NaNs are skipped, and
-// with FindNaN *has_nan says whether there was one (the same pass: the line is read once).
-// Long rows keep kLanes partial results (four AVX2 registers, two AVX-512 ones): with the
-// one register of a plain reduction the loop waits on each compare's latency (about 1.8
-// cycles per 8 floats on Zen 3, against 0.7 with four).  The order of the comparisons
-// decides only which of -0 and +0 wins, as the vector lanes already did.
-template <class T, bool IsMax, bool FindNaN = false>
-T ordered_extreme(const T* x, int64_t n, T r, bool* has_nan = nullptr) {
-  const auto pick = [](T a, T b) { return IsMax ? (a > b ? a : b) : (a < b ? a : b); };
-  using Flag = std::conditional_t<sizeof(T) == 8, uint64_t, uint32_t>;  // vectorizes beside T
-  constexpr int64_t kLanes = 128 / sizeof(T);
-  Flag nan = 0;
-  if (n >= 2 * kLanes) {
-    T acc[kLanes];
-    Flag nans[kLanes] = {};
-    for (int64_t j = 0; j < kLanes; ++j) acc[j] = r;
-    int64_t i = 0;
-    for (; i + kLanes <= n; i += kLanes)
-#pragma omp simd
-      for (int64_t j = 0; j < kLanes; ++j) {
-        const T v = x[i + j];
-        acc[j] = pick(v, acc[j]);
-        if constexpr (FindNaN) nans[j] |= v != v;
-      }
-    for (int64_t j = 0; j < kLanes; ++j) r = pick(acc[j], r), nan |= nans[j];
-    x += i;
-    n -= i;
-  }
-  if constexpr (IsMax) {
-#pragma omp simd reduction(max : r) reduction(| : nan)
-    for (int64_t i = 0; i < n; ++i) r = x[i] > r ? x[i] : r, nan |= FindNaN && x[i] != x[i];
-  } else {
-#pragma omp simd reduction(min : r) reduction(| : nan)
-    for (int64_t i = 0; i < n; ++i) r = x[i] < r ? x[i] : r, nan |= FindNaN && x[i] != x[i];
-  }
-  if constexpr (FindNaN) *has_nan = nan != 0;
-  return r;
-}
-
 // max/min; NaN wins.  bool: max = any, min = all.
 template <class T, bool IsMax>
 struct ExtremeOp {
@@ -203,10 +164,10 @@ struct ExtremeOp {
     if (s == 1) {
       if constexpr (std::is_floating_point_v<T>) {
         bool nan;  // a NaN anywhere wins
-        r = ordered_extreme<T, IsMax, true>(x, n, r, &nan);
+        r = vm::ordered_extreme<T, IsMax, true>(x, n, r, &nan);
         return nan ? std::numeric_limits<T>::quiet_NaN() : r;
       }
-      return ordered_extreme<T, IsMax>(x, n, r);
+      return vm::ordered_extreme<T, IsMax>(x, n, r);
     }
     for (int64_t i = 0; i < n; ++i) r = combine(r, x[i * s]);
     return r;
@@ -533,7 +494,7 @@ int64_t arg_extreme_contiguous(const T* p, int64_t n) {
   for (int64_t b = 0; b < n; b += kBlock) {
     const int64_t len = std::min(kBlock, n - b);
     bool nan = false;
-    const T m = ordered_extreme<T, IsMax, kFloat>(p + b, len, p[b], &nan);
+    const T m = vm::ordered_extreme<T, IsMax, kFloat>(p + b, len, p[b], &nan);
     if (nan) return b + first_where(p + b, len, [](T v) { return v != v; });
     if (IsMax ? m > best : m < best) best = m, best_block = b;
   }
@@ -630,7 +591,7 @@ void cumsum_typed(const View& x, int dim, const View& out) {
 // makes the whole line NaN anyway.
 template <class T>
 T softmax_max(const T* x, int64_t n) {
-  const T m = ordered_extreme<T, true>(x, n, -std::numeric_limits<T>::infinity());
+  const T m = vm::ordered_extreme<T, true>(x, n, -std::numeric_limits<T>::infinity());
   return m == -std::numeric_limits<T>::infinity() ? T(0) : m;  // all -inf: 0/0 = NaN, as PyTorch
 }
 
