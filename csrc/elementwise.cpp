@@ -351,7 +351,8 @@ constexpr int64_t kTileI = 16, kTileJ = 256;
 // and dst_stride bytes apart): the usual unpack, shuffle and lane-permute network.
 inline void transpose8x8(const char* src, int64_t src_stride, char* dst, int64_t dst_stride) {
   __m256 r[8], u[8];
-  for (int k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps(reinterpret_cast<const float*>(src + k * src_stride));
+  for (int k = 0; k < 8; ++k)
+    r[k] = _mm256_loadu_ps(reinterpret_cast<const float*>(src + k * src_stride));
   for (int k = 0; k < 8; k += 2) {
     u[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
     u[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);

@@ -457,7 +457,8 @@ double squared_error_block(const T* a, const T* b, int64_t n) {
       acc += d * d;
     }
     if (i < n) {
-      const vm::f32x16 d = vm::load16_first(a + i, n - i, 0.0f) - vm::load16_first(b + i, n - i, 0.0f);
+      const vm::f32x16 d =
+          vm::load16_first(a + i, n - i, 0.0f) - vm::load16_first(b + i, n - i, 0.0f);
       acc += d * d;
     }
     float lanes[16];
