@@ -25,35 +25,73 @@ inline float bits_to_float(int32_t i) {
 }
 
 // float e^x without libm calls, so `omp simd` loops over it vectorize:
-// x = n ln2 + r with |r| <= ln2/2 (ln2 in two parts), e^r by Cephes' degree-6
-// polynomial (about 1 ulp), 2^n from exponent bits in two factors so that
-// results down to the denormals and up to overflow come out right.
-// exp_reduced, shared with the vector exps below, returns e^r and sets n, and
-// n_plus_round = n + kExpRound, whose low mantissa bits hold n as an integer.
+// x = (4n + j) ln2/4 + r with |r| <= ln2/8 (ln2/4 in two parts), e^x = 2^n 2^(j/4) e^r.
+// 2^(j/4) is one of four constants (a select in the scalar form, a register permute in
+// the vector forms below), e^r - 1 a degree-4 polynomial (minimax over |r| <= ln2/8),
+// and 2^n comes from exponent bits in two factors so that results down to the
+// denormals and up to overflow come out right.  At most 0.97 ulp from e^x.  The
+// short reduction needs 8 multiply-adds where a degree-6 polynomial over
+// |r| <= ln2/2 needs 10, and its dependency chain is shorter.
+// exp_reduce, shared with the vector exps, returns r and sets k and
+// k_plus_round = k + kExpRound, whose low mantissa bits hold k as an integer;
+// exp_scaled then gives 2^(j/4) e^r from t = 2^(j/4).
 constexpr float kExpRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-template <class V>
-inline V exp_reduced(V x, V& n, V& n_plus_round) {
-  n_plus_round = x * 1.44269504088896341f + kExpRound;
-  n = n_plus_round - kExpRound;
-  const V r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
-  V p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  return p * (r * r) + r + 1.0f;
+// 2^(j/4) rounded to float, four times over, so that a permute by the low 3 (AVX2) or 4
+// (AVX-512) bits of k picks entry j = k mod 4.
+alignas(64) inline constexpr float kExp2Quarters[16] = {
+    0x1p+0f, 0x1.306fe0p+0f, 0x1.6a09e6p+0f, 0x1.ae89fap+0f,
+    0x1p+0f, 0x1.306fe0p+0f, 0x1.6a09e6p+0f, 0x1.ae89fap+0f,
+    0x1p+0f, 0x1.306fe0p+0f, 0x1.6a09e6p+0f, 0x1.ae89fap+0f,
+    0x1p+0f, 0x1.306fe0p+0f, 0x1.6a09e6p+0f, 0x1.ae89fap+0f};
+// a * b + c, in one rounding where the instruction set has FMA.  Written out for float:
+// the compiler contracts a * b + c in straight-line vector code, but not always in the
+// scalar exp, whose table select it may turn into branches.
+inline float madd(float a, float b, float c) {
+#if defined(__FMA__)
+  return __builtin_fmaf(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+template <class V, class B, class C>
+inline V madd(V a, B b, C c) {
+  return a * b + c;
 }
 template <class V>
-inline V exp_reduced(V x, V& n) {
-  V n_plus_round;
-  return exp_reduced(x, n, n_plus_round);
+inline V exp_reduce(V x, V& k, V& k_plus_round) {
+  k_plus_round = madd(x, 5.770780086517334f, kExpRound);  // 4 / ln2
+  k = k_plus_round - kExpRound;
+  return madd(k, 2.12194440e-4f / 4, madd(k, -0.693359375f / 4, x));
+}
+template <class V>
+inline V exp_scaled(V r, V t) {
+  const V q = madd(madd(r, 4.1641734540462494e-2f, 1.6672109067440033e-1f), r, 5.000001788139343e-1f);
+  return madd(t, madd(q, r * r, r), t);
+}
+inline int32_t float_to_bits(float f) {
+  int32_t i;
+  std::memcpy(&i, &f, sizeof i);
+  return i;
 }
 template <> inline float exp(float x) {
-  float n;
-  const float p = exp_reduced(x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x), n);  // NaN passes
-  const int32_t ni = static_cast<int32_t>(n);
-  const int32_t half = ni >> 1;
-  return p * bits_to_float((half + 127) << 23) * bits_to_float((ni - half + 127) << 23);
+  float k, k_plus_round;
+  const float r = exp_reduce(x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x), k,
+                             k_plus_round);  // NaN passes
+  const int32_t kbits = float_to_bits(k_plus_round);
+  // The entry by bit masks, not a table load (which GCC would vectorize only as a
+  // gather) nor selects (which it turns into branches and then duplicates the code
+  // around them for each case).
+  const int32_t q0 = float_to_bits(kExp2Quarters[0]), q1 = float_to_bits(kExp2Quarters[1]);
+  const int32_t q2 = float_to_bits(kExp2Quarters[2]), q3 = float_to_bits(kExp2Quarters[3]);
+  const int32_t bit0 = -(kbits & 1), bit1 = -((kbits >> 1) & 1);
+  const int32_t lo = q0 ^ (bit0 & (q0 ^ q1)), hi = q2 ^ (bit0 & (q2 ^ q3));
+  const float t = bits_to_float(lo ^ (bit1 & (lo ^ hi)));
+  const float e = exp_scaled(r, t);
+  // n = floor(k / 4), in [-150, 128] after the clamp; a NaN's bits give a NaN anyway.
+  const uint32_t n = static_cast<uint32_t>((kbits - float_to_bits(kExpRound)) >> 2);
+  const uint32_t half = static_cast<uint32_t>(static_cast<int32_t>(n) >> 1);
+  return e * bits_to_float(static_cast<int32_t>((half + 127) << 23)) *
+         bits_to_float(static_cast<int32_t>((n - half + 127) << 23));
 }
 
 // ---------------------------------------------------------------- 16-lane vectors
@@ -200,21 +238,29 @@ inline void stream_bytes(void* dst, const void* src, int64_t bytes) {
 
 #if defined(__AVX2__) && !defined(__AVX512F__)
 // exp of 8 floats, the scalar exp's operations on AVX2 registers: vminps/vmaxps clamp
-// (NaN passing through) and the two factors of 2^n are built with integer shifts.
+// (NaN passing through), vpermps looks 2^(j/4) up by the low 3 bits of k, and the two
+// factors of 2^n are built with integer shifts.
+inline __m256 exp8_table(__m256 k_plus_round) {
+  return _mm256_permutevar8x32_ps(_mm256_load_ps(kExp2Quarters), _mm256_castps_si256(k_plus_round));
+}
 inline __m256 exp8(__m256 x) {
-  __m256 n;
-  const __m256 p = exp_reduced(
-      _mm256_max_ps(_mm256_set1_ps(-104.0f), _mm256_min_ps(_mm256_set1_ps(89.0f), x)), n);
-  const __m256i ni = _mm256_cvtps_epi32(n), half = _mm256_srai_epi32(ni, 1);
-  const __m256i bias = _mm256_set1_epi32(127);
+  __m256 k, k_plus_round;
+  const __m256 r = exp_reduce(
+      _mm256_max_ps(_mm256_set1_ps(-104.0f), _mm256_min_ps(_mm256_set1_ps(89.0f), x)), k,
+      k_plus_round);
+  const __m256 e = exp_scaled(r, exp8_table(k_plus_round));
+  const __m256i n = _mm256_srai_epi32(
+      _mm256_sub_epi32(_mm256_castps_si256(k_plus_round), _mm256_set1_epi32(float_to_bits(kExpRound))), 2);
+  const __m256i half = _mm256_srai_epi32(n, 1), bias = _mm256_set1_epi32(127);
   const __m256 f1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, bias), 23));
   const __m256 f2 = _mm256_castsi256_ps(
-      _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, half), bias), 23));
-  return _mm256_mul_ps(_mm256_mul_ps(p, f1), f2);
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(n, half), bias), 23));
+  return _mm256_mul_ps(_mm256_mul_ps(e, f1), f2);
 }
 
-// Whether all 16 lanes (lo, hi) lie in [-87, 87].  Inside, n is in [-126, 126], so 2^n is
-// a normal float and e^r * 2^n rounds once, as e^r * f1 * f2 does.  Compared as integers:
+// Whether all 16 lanes (lo, hi) lie in [-87, 87].  Inside, n is in [-126, 125], so the
+// result 2^(j/4) e^r * 2^n is a normal float and rounds once, as its product with f1 and
+// f2 does.  Compared as integers:
 // the bits of |x| order as |x| does, with infinities and NaNs above every finite value,
 // so one integer max per lane pair and one compare cover all 16 lanes.
 inline bool exp16_normal_range(__m256 lo, __m256 hi) {
@@ -225,30 +271,38 @@ inline bool exp16_normal_range(__m256 lo, __m256 hi) {
   return !_mm256_movemask_epi8(_mm256_cmpgt_epi32(magnitude, limit));
 }
 
-// exp8 for x in [-87, 87], to the bit: no clamp, and no multiply either.  There e^r * 2^n
-// is a normal float, so scaling by 2^n only adds n to the exponent field of e^r: an integer
-// add of n's bits in n + kExpRound, shifted into place (kExpRound's own bits shift out).
+// exp8 for x in [-87, 87], to the bit: no clamp, and no multiply either.  There
+// 2^(j/4) e^r * 2^n is a normal float, so scaling by 2^n only adds n to the exponent
+// field: an integer add of k's bits in k + kExpRound shifted into place, j's two bits
+// masked off (kExpRound's own bits shift out).
 inline __m256 exp8_normal_range(__m256 x) {
-  __m256 n, n_plus_round;
-  const __m256 p = exp_reduced(x, n, n_plus_round);
-  return _mm256_castsi256_ps(_mm256_add_epi32(
-      _mm256_castps_si256(p), _mm256_slli_epi32(_mm256_castps_si256(n_plus_round), 23)));
+  __m256 k, k_plus_round;
+  const __m256 r = exp_reduce(x, k, k_plus_round);
+  const __m256 e = exp_scaled(r, exp8_table(k_plus_round));
+  const __m256i n_field = _mm256_and_si256(_mm256_slli_epi32(_mm256_castps_si256(k_plus_round), 21),
+                                           _mm256_set1_epi32(static_cast<int32_t>(0xff800000u)));
+  return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(e), n_field));
 }
 #endif
 
 // exp of 16 floats: the scalar exp above, lane by lane, to the bit.  AVX-512 has
-// it in fewer instructions: vminps/vmaxps clamp (NaN passing through) and vscalefps
-// applies 2^n in one step, rounding once into the subnormals as the two factors do.
+// it in fewer instructions: vminps/vmaxps clamp (NaN passing through), vpermps looks
+// the table up, and vscalefps applies 2^n in one step, rounding once into the
+// subnormals as the two factors do.
 // AVX2 runs exp8 on each register of the pair, or exp8_normal_range when all 16 lanes
 // allow it; without either, the scalar exp runs in a loop the compiler vectorizes at
 // its own width.  Always inlined: out of line (inside a larger caller such as gelu16) its
 // 16 lanes go through memory, and reloading them stalls.
 __attribute__((always_inline)) inline f32x16 exp16(f32x16 x) {
 #if defined(__AVX512F__)
-  f32x16 n;
-  const f32x16 p = exp_reduced(
-      _mm512_max_ps(_mm512_set1_ps(-104.0f), _mm512_min_ps(_mm512_set1_ps(89.0f), x)), n);
-  return _mm512_scalef_ps(p, n);
+  f32x16 k, k_plus_round;
+  const f32x16 r = exp_reduce(
+      _mm512_max_ps(_mm512_set1_ps(-104.0f), _mm512_min_ps(_mm512_set1_ps(89.0f), x)), k,
+      k_plus_round);
+  const f32x16 t = _mm512_permutexvar_ps(_mm512_castps_si512(k_plus_round),
+                                         _mm512_load_ps(kExp2Quarters));
+  // vscalefps scales by 2^floor(k / 4) = 2^n.
+  return _mm512_scalef_ps(exp_scaled(r, t), k * 0.25f);
 #elif defined(__AVX2__)
   // Inputs usually lie in the normal range, where the cheaper exp8 applies.
   if (exp16_normal_range(x.lo, x.hi)) return {exp8_normal_range(x.lo), exp8_normal_range(x.hi)};
@@ -407,9 +461,9 @@ template <> inline float log1p(float x) {
 template <class T> inline T expm1(T x) { return std::expm1(x); }
 template <class T> inline T tanh(T x) { return std::tanh(x); }
 
-// float tanh: Cephes' odd polynomial near 0 (where 1 - 2/(e^2x + 1) would
-// cancel), otherwise through the vectorizable exp above.
-template <> inline float tanh(float x) {
+// float tanh from e = e^2|x|: Cephes' odd polynomial near 0 (where 1 - 2/(e + 1) would
+// cancel), otherwise 1 - 2/(e + 1).
+inline float tanh_from_exp(float x, float e) {
   const float a = std::fabs(x);
   const float s = x * x;
   float p = -5.70498872745e-3f;
@@ -418,9 +472,11 @@ template <> inline float tanh(float x) {
   p = p * s + 1.33314422036e-1f;
   p = p * s - 3.33332819422e-1f;
   const float small = p * s * x + x;
-  const float big = 1.0f - 2.0f / (exp(2.0f * a) + 1.0f);
+  const float big = 1.0f - 2.0f / (e + 1.0f);
   return std::copysign(a < 0.625f ? std::fabs(small) : big, x);  // odd, keeps -0
 }
+inline float twice_abs(float x) { return 2.0f * std::fabs(x); }
+template <> inline float tanh(float x) { return tanh_from_exp(x, exp(twice_abs(x))); }
 template <class T> inline T erf(T x) { return std::erf(x); }
 template <class T> inline T erfc(T x) { return std::erfc(x); }
 
@@ -504,6 +560,7 @@ template <class T> inline T neg_abs(T x) { return -std::fabs(x); }
 inline f32x16 sigmoid16(f32x16 v) {
   return with_exp16(v, neg_abs<float>, sigmoid_from_exp<float>);
 }
+inline f32x16 tanh16(f32x16 v) { return with_exp16(v, twice_abs, tanh_from_exp); }
 // x * sigmoid(x)
 inline f32x16 silu16(f32x16 v) {
   return with_exp16(v, neg_abs<float>, [](float x, float e) { return x * sigmoid_from_exp(x, e); });

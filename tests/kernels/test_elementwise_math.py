@@ -28,6 +28,15 @@ def test_exp_is_accurate_from_underflow_to_overflow():
     np.testing.assert_allclose(got[subnormal], want[subnormal], rtol=0, atol=3e-45)  # 2 steps
 
 
+def test_exp_is_within_one_ulp():
+    rng = np.random.default_rng(1)
+    x = np.concatenate([np.linspace(-87, 88, 1_000_003),
+                        rng.uniform(-87, 88, 1_000_000)]).astype(np.float32)
+    got, want = unary("exp", x), np.exp(x.astype(np.float64))
+    ulps = np.abs(got - want) / np.spacing(want.astype(np.float32))
+    assert ulps.max() <= 1.0, x[np.argmax(ulps)]
+
+
 def test_exp_special_values():
     x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 88.72, -87.33], np.float32)
     got = unary("exp", x)
