@@ -100,6 +100,23 @@ def test_float32_sum_of_16m_elements_is_accurate():
     assert abs(got - exact) < 1e-6 * exact  # a plain float32 loop is off by ~2 %
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_long_sums_read_as_four_streams_count_every_element_once(dtype):
+    """Contiguous lines from 4 x 8192 elements (per thread) are summed as four parts read
+    side by side, with a tail after the last part: lengths around that threshold and
+    off the 16-lane width, ending where a page that may not be read begins."""
+    item = np.dtype(dtype).itemsize
+    rng = np.random.default_rng(3)
+    for n in (32767, 32768, 32768 + 15, 65536 + 1, 5 * 32768 + 17, 131072 * 3 + 5):
+        with ends_at_guard_page(n * item) as mem:
+            x = mem.view(dtype)
+            x[:] = rng.standard_normal(n) + 1.0
+            x[rng.integers(0, n)] = 1e6  # one element that each part boundary must count
+            got = reduce("sum", x, (0,))[0]
+            want = np.sum(x.astype(np.float64))
+            assert abs(got - want) <= 1e-6 * np.sum(np.abs(x.astype(np.float64))), n
+
+
 def test_broadcast_input_counts_every_element():
     x = np.broadcast_to(np.arange(5.0), (1000, 5))
     np.testing.assert_allclose(reduce("sum", x, (0,)), 1000 * np.arange(5.0)[None])
