@@ -117,6 +117,21 @@ def test_long_sums_read_as_four_streams_count_every_element_once(dtype):
             assert abs(got - want) <= 1e-6 * np.sum(np.abs(x.astype(np.float64))), n
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("row_len", [1, 15, 16, 1000, 4099, 32767])
+def test_row_sums_read_side_by_side_match_each_row_alone(dtype, row_len):
+    """Sums along the last dim take four rows at a time (read side by side), each summed
+    in the order of a row alone: the same bits as the 1-d sum of that row, for rows
+    grouped or not (10 rows: two groups and two left over on one thread; on two, each
+    thread takes five whole rows, a group and one left over)."""
+    rng = np.random.default_rng(row_len)
+    x = (rng.standard_normal((10, row_len)) * 100 + 1).astype(dtype)
+    got = reduce("sum", x, (1,))[:, 0]
+    alone = np.array([reduce("sum", np.ascontiguousarray(r), (0,))[0] for r in x])
+    np.testing.assert_array_equal(got, alone)
+    check("sum", x, (1,))
+
+
 def test_broadcast_input_counts_every_element():
     x = np.broadcast_to(np.arange(5.0), (1000, 5))
     np.testing.assert_allclose(reduce("sum", x, (0,)), 1000 * np.arange(5.0)[None])
