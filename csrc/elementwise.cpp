@@ -565,7 +565,7 @@ GENESIS_FLOAT_UNARY_VEC(Sigmoid, vm::sigmoid(x), vm::sigmoid16(x))
 GENESIS_FLOAT_UNARY_VEC(Gelu, vm::gelu(x), vm::gelu16(x))
 GENESIS_FLOAT_UNARY_VEC(GeluTanh, vm::gelu_tanh(x), vm::gelu_tanh16(x))
 GENESIS_FLOAT_UNARY_VEC(Silu, x * vm::sigmoid(x), vm::silu16(x))
-GENESIS_FLOAT_UNARY(Erf, vm::erf(x))
+GENESIS_FLOAT_UNARY_VEC(Erf, vm::erf(x), vm::erf16(x))
 GENESIS_FLOAT_UNARY(Round, std::nearbyint(x))
 #undef GENESIS_FLOAT_UNARY
 #undef GENESIS_FLOAT_UNARY_VEC

@@ -125,6 +125,7 @@ _VECTOR_FORMS = {
     "gelu": G.nn.functional.gelu,
     "gelu_tanh": lambda t: G.nn.functional.gelu(t, approximate="tanh"),
     "tanh": G.tanh,
+    "erf": G.erf,
 }
 
 
