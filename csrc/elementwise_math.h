@@ -26,10 +26,10 @@ inline float bits_to_float(int32_t i) {
 
 // float e^x without libm calls, so `omp simd` loops over it vectorize:
 // x = (4n + j) ln2/4 + r with |r| <= ln2/8 (ln2/4 in two parts), e^x = 2^n 2^(j/4) e^r.
-// 2^(j/4) is one of four constants (a select in the scalar form, a register permute in
-// the vector forms below), e^r - 1 a degree-4 polynomial (minimax over |r| <= ln2/8),
-// and 2^n comes from exponent bits in two factors so that results down to the
-// denormals and up to overflow come out right.  At most 0.97 ulp from e^x.  The
+// 2^(j/4) is one of four constants (picked by bit masks in the scalar form, by a
+// register permute in the vector forms below), e^r - 1 a degree-4 polynomial (minimax
+// over |r| <= ln2/8), and 2^n comes from exponent bits in two factors so that results
+// down to the denormals and up to overflow come out right.  At most 0.97 ulp from e^x.  The
 // short reduction needs 8 multiply-adds where a degree-6 polynomial over
 // |r| <= ln2/2 needs 10, and its dependency chain is shorter.
 // exp_reduce, shared with the vector exps, returns r and sets k and
@@ -65,7 +65,8 @@ inline V exp_reduce(V x, V& k, V& k_plus_round) {
 }
 template <class V>
 inline V exp_scaled(V r, V t) {
-  const V q = madd(madd(r, 4.1641734540462494e-2f, 1.6672109067440033e-1f), r, 5.000001788139343e-1f);
+  const V q =
+      madd(madd(r, 4.1641734540462494e-2f, 1.6672109067440033e-1f), r, 5.000001788139343e-1f);
   return madd(t, madd(q, r * r, r), t);
 }
 inline int32_t float_to_bits(float f) {
@@ -249,8 +250,9 @@ inline __m256 exp8(__m256 x) {
       _mm256_max_ps(_mm256_set1_ps(-104.0f), _mm256_min_ps(_mm256_set1_ps(89.0f), x)), k,
       k_plus_round);
   const __m256 e = exp_scaled(r, exp8_table(k_plus_round));
+  const __m256i round_bits = _mm256_set1_epi32(float_to_bits(kExpRound));
   const __m256i n = _mm256_srai_epi32(
-      _mm256_sub_epi32(_mm256_castps_si256(k_plus_round), _mm256_set1_epi32(float_to_bits(kExpRound))), 2);
+      _mm256_sub_epi32(_mm256_castps_si256(k_plus_round), round_bits), 2);  // floor(k / 4)
   const __m256i half = _mm256_srai_epi32(n, 1), bias = _mm256_set1_epi32(127);
   const __m256 f1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, bias), 23));
   const __m256 f2 = _mm256_castsi256_ps(

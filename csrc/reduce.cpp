@@ -150,7 +150,8 @@ struct SumOp {
   }
 };
 
-// Ops whose rows reduce_typed may hand over kStreams at a time (SumOp::lines).
+// Ops whose rows reduce_typed may hand over kStreams at a time (float sums, through
+// contiguous_sums).
 template <class Op>
 struct reads_lines_side_by_side : std::false_type {};
 template <class T>
