@@ -175,6 +175,37 @@ struct ProdOp {
   }
 };
 
+// max (min) of r and a contiguous float line of at least kStreams * kStreamMin elements,
+// read as kStreams parts side by side (as SumOp::row reads long lines), the elements past
+// them by ordered_extreme.  NaNs are skipped; *has_nan says whether there was one.
+template <class T, bool IsMax>
+T extreme_of_parts(const T* x, int64_t n, T r, bool* has_nan) {
+  using Flag = std::conditional_t<sizeof(T) == 8, uint64_t, uint32_t>;  // vectorizes beside T
+  constexpr int kL = 64 / sizeof(T);  // two AVX2 registers per part
+  const auto pick = [](T a, T b) { return IsMax ? (a > b ? a : b) : (a < b ? a : b); };
+  const int64_t part = n / kStreams / kL * kL;
+  T acc[kStreams][kL];
+  Flag nans[kStreams][kL] = {};
+  for (int k = 0; k < kStreams; ++k)
+    for (int j = 0; j < kL; ++j) acc[k][j] = r;
+  for (int64_t i = 0; i < part; i += kL)
+    for (int k = 0; k < kStreams; ++k) {
+#pragma omp simd
+      for (int j = 0; j < kL; ++j) {
+        const T v = x[k * part + i + j];
+        acc[k][j] = pick(v, acc[k][j]);
+        nans[k][j] |= v != v;
+      }
+    }
+  Flag nan = 0;
+  for (int k = 0; k < kStreams; ++k)
+    for (int j = 0; j < kL; ++j) r = pick(acc[k][j], r), nan |= nans[k][j];
+  bool rest_nan;
+  r = vm::ordered_extreme<T, IsMax, true>(x + kStreams * part, n - kStreams * part, r, &rest_nan);
+  *has_nan = nan != 0 || rest_nan;
+  return r;
+}
+
 // max/min; NaN wins.  bool: max = any, min = all.
 template <class T, bool IsMax>
 struct ExtremeOp {
@@ -197,7 +228,8 @@ struct ExtremeOp {
     if (s == 1) {
       if constexpr (std::is_floating_point_v<T>) {
         bool nan;  // a NaN anywhere wins
-        r = vm::ordered_extreme<T, IsMax, true>(x, n, r, &nan);
+        r = n >= kStreams * kStreamMin ? extreme_of_parts<T, IsMax>(x, n, r, &nan)
+                                       : vm::ordered_extreme<T, IsMax, true>(x, n, r, &nan);
         return nan ? std::numeric_limits<T>::quiet_NaN() : r;
       }
       return vm::ordered_extreme<T, IsMax>(x, n, r);

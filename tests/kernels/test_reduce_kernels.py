@@ -118,6 +118,30 @@ def test_long_sums_read_as_four_streams_count_every_element_once(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("op", ["max", "min"])
+def test_long_max_and_min_read_as_four_streams_see_every_element(op, dtype):
+    """max and min of contiguous lines from 4 x 8192 elements (per thread) read four
+    parts side by side and the tail after them: the extreme, or a NaN, placed in each
+    part and in the tail is found, and nothing past the line's end is read."""
+    item = np.dtype(dtype).itemsize
+    rng = np.random.default_rng(5)
+    big = 1e30 if op == "max" else -1e30
+    for n in (32767, 32768, 32768 + 15, 65536 + 1, 5 * 32768 + 17):
+        part = n // 4 // 16 * 16  # the parts a long line is read as
+        for at in (0, part - 1, part, 3 * part + 1, n - 1):
+            for special in (big, np.nan):
+                with ends_at_guard_page(n * item) as mem:
+                    x = mem.view(dtype)
+                    x[:] = rng.standard_normal(n)
+                    x[at] = special
+                    got = reduce(op, x, (0,))[0]
+                    if np.isnan(special):
+                        assert np.isnan(got), (n, at)
+                    else:
+                        assert got == dtype(special), (n, at)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("row_len", [1, 15, 16, 1000, 4099, 32767])
 def test_row_sums_read_side_by_side_match_each_row_alone(dtype, row_len):
     """Sums along the last dim take four rows at a time (read side by side), each summed
