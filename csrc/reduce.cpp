@@ -116,7 +116,7 @@ struct SumOp {
       }
       double total[kStreams + 1];
       if (n < kStreams * kStreamMin) {
-        contiguous_sums<T, 1>(&x, n, total);
+        rows<1>(&x, n, total);
         return total[0];
       }
       // kStreams equal parts side by side, then the rest as one line.
@@ -140,6 +140,10 @@ struct SumOp {
       return static_cast<Acc>(total);
     }
   }
+  // Float sums of R contiguous lines shorter than those row() splits, read side by side,
+  // each with the bits row() gives it alone.
+  template <int R>
+  static void rows(const T* const* x, int64_t n, Acc* out) { contiguous_sums<T, R>(x, n, out); }
   static void col(Acc* acc, const T* x, int64_t n, int64_t s) {
     if (s == 1) {
 #pragma omp simd
@@ -149,13 +153,6 @@ struct SumOp {
     }
   }
 };
-
-// Ops whose rows reduce_typed may hand over kStreams at a time (float sums, through
-// contiguous_sums).
-template <class Op>
-struct reads_lines_side_by_side : std::false_type {};
-template <class T>
-struct reads_lines_side_by_side<SumOp<T>> : std::is_floating_point<T> {};
 
 template <class T>
 struct ProdOp {
@@ -175,34 +172,56 @@ struct ProdOp {
   }
 };
 
+// Extremes of R contiguous lines of n elements each, read side by side (as
+// contiguous_sums reads them): r[k] becomes the max (min) of r[k] and line k, NaNs
+// skipped; for floats has_nan[k] says whether line k holds one.  Each line is reduced in
+// the same lanes and order whatever R is.
+template <class T, bool IsMax, int R>
+void extremes_side_by_side(const T* const* x, int64_t n, T* r, bool* has_nan) {
+  constexpr bool kFloat = std::is_floating_point_v<T>;
+  using Flag = std::conditional_t<sizeof(T) == 8, uint64_t, uint32_t>;  // vectorizes beside T
+  constexpr int kL = 64 / sizeof(T);  // two AVX2 registers per line
+  const auto pick = [](T a, T b) { return IsMax ? (a > b ? a : b) : (a < b ? a : b); };
+  const int64_t whole = n / kL * kL;
+  T acc[R][kL];
+  Flag nans[R][kL] = {};
+  for (int k = 0; k < R; ++k)
+    for (int j = 0; j < kL; ++j) acc[k][j] = r[k];
+  for (int64_t i = 0; i < whole; i += kL)
+    for (int k = 0; k < R; ++k) {
+#pragma omp simd
+      for (int j = 0; j < kL; ++j) {
+        const T v = x[k][i + j];
+        acc[k][j] = pick(v, acc[k][j]);
+        if constexpr (kFloat) nans[k][j] |= v != v;
+      }
+    }
+  for (int k = 0; k < R; ++k) {
+    Flag nan = 0;
+    for (int j = 0; j < kL; ++j) r[k] = pick(acc[k][j], r[k]), nan |= nans[k][j];
+    bool rest_nan = false;
+    r[k] = vm::ordered_extreme<T, IsMax, kFloat>(x[k] + whole, n - whole, r[k], &rest_nan);
+    if constexpr (kFloat) has_nan[k] = nan != 0 || rest_nan;
+  }
+}
+
 // max (min) of r and a contiguous float line of at least kStreams * kStreamMin elements,
 // read as kStreams parts side by side (as SumOp::row reads long lines), the elements past
 // them by ordered_extreme.  NaNs are skipped; *has_nan says whether there was one.
 template <class T, bool IsMax>
 T extreme_of_parts(const T* x, int64_t n, T r, bool* has_nan) {
-  using Flag = std::conditional_t<sizeof(T) == 8, uint64_t, uint32_t>;  // vectorizes beside T
-  constexpr int kL = 64 / sizeof(T);  // two AVX2 registers per part
   const auto pick = [](T a, T b) { return IsMax ? (a > b ? a : b) : (a < b ? a : b); };
-  const int64_t part = n / kStreams / kL * kL;
-  T acc[kStreams][kL];
-  Flag nans[kStreams][kL] = {};
-  for (int k = 0; k < kStreams; ++k)
-    for (int j = 0; j < kL; ++j) acc[k][j] = r;
-  for (int64_t i = 0; i < part; i += kL)
-    for (int k = 0; k < kStreams; ++k) {
-#pragma omp simd
-      for (int j = 0; j < kL; ++j) {
-        const T v = x[k * part + i + j];
-        acc[k][j] = pick(v, acc[k][j]);
-        nans[k][j] |= v != v;
-      }
-    }
-  Flag nan = 0;
-  for (int k = 0; k < kStreams; ++k)
-    for (int j = 0; j < kL; ++j) r = pick(acc[k][j], r), nan |= nans[k][j];
+  const int64_t part = n / kStreams / kLanes * kLanes;
+  const T* parts[kStreams];
+  T extremes[kStreams];
+  bool nans[kStreams];
+  for (int k = 0; k < kStreams; ++k) parts[k] = x + k * part, extremes[k] = r;
+  extremes_side_by_side<T, IsMax, kStreams>(parts, part, extremes, nans);
+  bool nan = false;
+  for (int k = 0; k < kStreams; ++k) r = pick(extremes[k], r), nan = nan || nans[k];
   bool rest_nan;
   r = vm::ordered_extreme<T, IsMax, true>(x + kStreams * part, n - kStreams * part, r, &rest_nan);
-  *has_nan = nan != 0 || rest_nan;
+  *has_nan = nan || rest_nan;
   return r;
 }
 
@@ -227,9 +246,12 @@ struct ExtremeOp {
     Acc r = identity();
     if (s == 1) {
       if constexpr (std::is_floating_point_v<T>) {
+        if (n < kStreams * kStreamMin) {
+          rows<1>(&x, n, &r);
+          return r;
+        }
         bool nan;  // a NaN anywhere wins
-        r = n >= kStreams * kStreamMin ? extreme_of_parts<T, IsMax>(x, n, r, &nan)
-                                       : vm::ordered_extreme<T, IsMax, true>(x, n, r, &nan);
+        r = extreme_of_parts<T, IsMax>(x, n, r, &nan);
         return nan ? std::numeric_limits<T>::quiet_NaN() : r;
       }
       return vm::ordered_extreme<T, IsMax>(x, n, r);
@@ -237,10 +259,29 @@ struct ExtremeOp {
     for (int64_t i = 0; i < n; ++i) r = combine(r, x[i * s]);
     return r;
   }
+  // Float extremes of R contiguous lines shorter than those row() splits, read side by
+  // side, each as row() finds it alone.
+  template <int R>
+  static void rows(const T* const* x, int64_t n, Acc* out) {
+    bool nan[R];
+    for (int k = 0; k < R; ++k) out[k] = identity();
+    extremes_side_by_side<T, IsMax, R>(x, n, out, nan);
+    for (int k = 0; k < R; ++k)
+      if (nan[k]) out[k] = std::numeric_limits<T>::quiet_NaN();
+  }
   static void col(Acc* acc, const T* x, int64_t n, int64_t s) {
     for (int64_t j = 0; j < n; ++j) acc[j] = combine(acc[j], x[j * s]);
   }
 };
+
+// Ops whose rows reduce_typed may hand over kStreams at a time, to Op::rows (float sums
+// and extremes).
+template <class Op>
+struct reads_lines_side_by_side : std::false_type {};
+template <class T>
+struct reads_lines_side_by_side<SumOp<T>> : std::is_floating_point<T> {};
+template <class T, bool IsMax>
+struct reads_lines_side_by_side<ExtremeOp<T, IsMax>> : std::is_floating_point<T> {};
 
 // ------------------------------------------------------------------ reduce plan
 
@@ -374,9 +415,9 @@ void reduce_typed(const View& x, const View& out) {
       if (b < e) kw.seek(b / per_out);
       while (pos < e) {
         if constexpr (reads_lines_side_by_side<Op>::value) {
-          // Outputs of one contiguous line each, shorter than the lines SumOp::row splits
-          // itself: kStreams whole ones at a time, read side by side, each summed as
-          // SumOp::row sums it alone (the same bits however the rows are grouped).
+          // Outputs of one contiguous line each, shorter than the lines Op::row splits
+          // itself: kStreams whole ones at a time, read side by side, each reduced as
+          // Op::row reduces it alone (the same bits however the rows are grouped).
           if (n_red == 1 && inner.sx == 1 && row_len < kStreams * kStreamMin) {
             rw.seek(0);
             while (pos % per_out == 0 && pos + kStreams * per_out <= e) {
@@ -386,9 +427,9 @@ void reduce_typed(const View& x, const View& out) {
                 lines[k] = xd + kw.ox + rw.ox;
                 at[k] = kw.oo;
               }
-              double sums[kStreams];
-              contiguous_sums<T, kStreams>(lines, row_len, sums);
-              for (int k = 0; k < kStreams; ++k) od[at[k]] = finalize<Out>(sums[k]);
+              Acc r[kStreams];
+              Op::template rows<kStreams>(lines, row_len, r);
+              for (int k = 0; k < kStreams; ++k) od[at[k]] = finalize<Out>(r[k]);
               pos += kStreams * per_out;
             }
             if (pos >= e) break;
@@ -534,9 +575,10 @@ struct LineWalker {
   }
 };
 
-// Runs body(line offsets) for every line, threads splitting the lines.
-template <int N, class Body>
-void for_each_line(const View* const (&v)[N], int dim, const Body& body) {
+// Runs body(offsets, count) for every line, G lines at a time: offsets[g] are line g's
+// offsets, count is G but for a thread's last lines (threads split the lines).
+template <int G, int N, class Body>
+void for_line_groups(const View* const (&v)[N], int dim, const Body& body) {
   LineWalker<N> proto(v, dim);
   const int64_t lines = proto.lines(), len = v[0]->shape[dim];
   if (lines == 0 || len == 0) return;
@@ -547,8 +589,20 @@ void for_each_line(const View* const (&v)[N], int dim, const Body& body) {
     const int64_t b = lines * t / nth, e = lines * (t + 1) / nth;
     LineWalker<N> w = proto;
     if (b < e) w.seek(b);
-    for (int64_t i = b; i < e; ++i, w.next()) body(w.off);
+    int64_t off[G][N];
+    for (int64_t i = b; i < e;) {
+      const int count = static_cast<int>(std::min<int64_t>(G, e - i));
+      for (int g = 0; g < count; ++g, ++i, w.next())
+        for (int k = 0; k < N; ++k) off[g][k] = w.off[k];
+      body(off, count);
+    }
   }
+}
+
+// Runs body(line offsets) for every line, threads splitting the lines.
+template <int N, class Body>
+void for_each_line(const View* const (&v)[N], int dim, const Body& body) {
+  for_line_groups<1>(v, dim, [&](const int64_t (*off)[N], int) { body(off[0]); });
 }
 
 // Index of the first of x[0..n) for which pred holds (one does), tested 32 at a time.
@@ -566,6 +620,10 @@ int64_t first_where(const T* x, int64_t n, Pred pred) {
   return i;
 }
 
+// Lines of reduce_arg are read in blocks of 16 KiB.
+template <class T>
+constexpr int64_t kArgBlock = 16384 / sizeof(T);
+
 // Index of the first max (min) of a contiguous line, or of its first NaN: what the loop
 // of reduce_arg_typed finds, with the line read in blocks by the vectorized
 // ordered_extreme.  Only one block is then searched: the first that holds a NaN, else the
@@ -574,7 +632,7 @@ int64_t first_where(const T* x, int64_t n, Pred pred) {
 template <class T, bool IsMax>
 int64_t arg_extreme_contiguous(const T* p, int64_t n) {
   constexpr bool kFloat = std::is_floating_point_v<T>;
-  constexpr int64_t kBlock = 16384 / sizeof(T);
+  constexpr int64_t kBlock = kArgBlock<T>;
   T best = p[0];
   int64_t best_block = 0;
   for (int64_t b = 0; b < n; b += kBlock) {
@@ -588,6 +646,52 @@ int64_t arg_extreme_contiguous(const T* p, int64_t n) {
   return best_block + first_where(p + best_block, len, [best](T v) { return v == best; });
 }
 
+// Index of the first max (min) of each of R contiguous lines of n < 2^31 elements, or of
+// its first NaN, in one pass over the lines side by side.  Each lane keeps its best value
+// and where it first saw it (a strict comparison keeps the first of equal values, -0 and +0
+// too); the lanes are then merged, smallest index first among equals.  A line with a NaN
+// is searched again for it.
+template <class T, bool IsMax, int R>
+void arg_extremes_side_by_side(const T* const* x, int64_t n, int64_t* at) {
+  using Index = std::conditional_t<sizeof(T) == 8, int64_t, int32_t>;  // vectorizes beside T
+  constexpr int kL = 32 / sizeof(T);  // one AVX2 register per line: with two, state spills
+  const auto better = [](T a, T b) { return IsMax ? a > b : a < b; };
+  const int64_t whole = n / kL * kL;
+  T acc[R][kL];
+  Index idx[R][kL] = {};
+  Index nans[R][kL] = {};
+  for (int k = 0; k < R; ++k)
+    for (int j = 0; j < kL; ++j) acc[k][j] = x[k][0];
+  for (int64_t i = 0; i < whole; i += kL)
+    for (int k = 0; k < R; ++k) {
+#pragma omp simd
+      for (int j = 0; j < kL; ++j) {
+        // Blends written as such: as conditional stores GCC branches on them.
+        const T v = x[k][i + j], a = acc[k][j];
+        const Index m = -static_cast<Index>(better(v, a));
+        acc[k][j] = better(v, a) ? v : a;
+        idx[k][j] = (idx[k][j] & ~m) | (static_cast<Index>(i + j) & m);
+        nans[k][j] |= v != v;
+      }
+    }
+  for (int k = 0; k < R; ++k) {
+    T best = x[k][0];
+    int64_t where = 0;
+    Index nan = 0;
+    for (int j = 0; j < kL; ++j) {
+      nan |= nans[k][j];
+      if (better(acc[k][j], best) || (acc[k][j] == best && idx[k][j] < where))
+        best = acc[k][j], where = idx[k][j];
+    }
+    for (int64_t i = whole; i < n; ++i) {
+      const T v = x[k][i];
+      nan |= v != v;
+      if (better(v, best)) best = v, where = i;
+    }
+    at[k] = nan ? first_where(x[k], n, [](T y) { return y != y; }) : where;
+  }
+}
+
 template <class T, bool IsMax>
 void reduce_arg_typed(const View& x, int dim, const View& values, const View& indices) {
   const View* v[3] = {&x, &values, &indices};
@@ -595,6 +699,24 @@ void reduce_arg_typed(const View& x, int dim, const View& values, const View& in
   T* vd = static_cast<T*>(values.data);
   int64_t* id = static_cast<int64_t*>(indices.data);
   const int64_t n = x.shape[dim], s = x.stride[dim];
+  if constexpr (sizeof(T) >= 4) {
+    if (s == 1 && n <= kArgBlock<T>) {
+      // Lines of one block: kStreams at a time, read side by side.
+      for_line_groups<kStreams>(v, dim, [&](const int64_t (*off)[3], int count) {
+        const T* lines[kStreams];
+        int64_t at[kStreams];
+        for (int g = 0; g < count; ++g) lines[g] = xd + off[g][0];
+        if (count == kStreams) arg_extremes_side_by_side<T, IsMax, kStreams>(lines, n, at);
+        else
+          for (int g = 0; g < count; ++g) arg_extremes_side_by_side<T, IsMax, 1>(lines + g, n, at + g);
+        for (int g = 0; g < count; ++g) {
+          vd[off[g][1]] = lines[g][at[g]];
+          id[off[g][2]] = at[g];
+        }
+      });
+      return;
+    }
+  }
   for_each_line(v, dim, [&](const int64_t* off) {
     const T* p = xd + off[0];
     if (s == 1) {

@@ -156,6 +156,23 @@ def test_row_sums_read_side_by_side_match_each_row_alone(dtype, row_len):
     check("sum", x, (1,))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("op", ["max", "min"])
+@pytest.mark.parametrize("row_len", [1, 15, 16, 1000, 4099, 32767])
+def test_row_extremes_read_side_by_side_match_each_row_alone(op, dtype, row_len):
+    """max and min along the last dim take four rows at a time as sums do: the same bits
+    (which zero) as the 1-d reduction of each row, a NaN in one row staying in it."""
+    rng = np.random.default_rng(row_len)
+    x = rng.standard_normal((10, row_len)).astype(dtype)
+    x[3, :] = np.where(rng.random(row_len) < 0.5, -0.0, 0.0)  # only zeros of both signs
+    x[6, row_len // 2] = np.nan
+    got = reduce(op, x, (1,))[:, 0]
+    alone = np.array([reduce(op, np.ascontiguousarray(r), (0,))[0] for r in x])
+    np.testing.assert_array_equal(got.view(np.uint8), alone.view(np.uint8))
+    assert np.isnan(got[6]) and np.isnan(got).sum() == 1
+    check(op, np.delete(x, 6, axis=0), (1,))
+
+
 def test_broadcast_input_counts_every_element():
     x = np.broadcast_to(np.arange(5.0), (1000, 5))
     np.testing.assert_allclose(reduce("sum", x, (0,)), 1000 * np.arange(5.0)[None])
@@ -282,6 +299,40 @@ def test_reduce_arg_keeps_the_first_of_two_zeros(is_max):
         x = sign * (1 + np.abs(values(n, np.float32)))
         x[at], x[-1] = first, later
         check_arg_of_line(is_max, x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64])
+@pytest.mark.parametrize("is_max", [True, False])
+@pytest.mark.parametrize("row_len", [1, 7, 8, 9, 33, 1000])
+def test_reduce_arg_of_rows_read_side_by_side_matches_each_row_alone(is_max, dtype, row_len):
+    """Contiguous rows of one block are read four at a time, each lane keeping where it
+    first saw its best value.  Per row: the best value at each lane and in the tail (past
+    the last whole vector), ties after it, two zeros of either sign first and NaNs
+    (floats); 11 rows make two groups and three left over (on two threads, a group and
+    one or two left over each).  Each row gives the same index and value as alone."""
+    rng = np.random.default_rng(row_len)
+    best = 99 if is_max else -99
+    floats = np.dtype(dtype).kind == "f"
+    for at in sorted({0, 1, row_len // 2, row_len - 2, row_len - 1} & set(range(row_len))):
+        x = np.clip(values((11, row_len), dtype, rng), -40, 40)
+        x[0, at] = best
+        x[1, at] = x[1, -1] = best  # a tie
+        x[2, at:] = best
+        x[4, rng.integers(0, row_len)] = best
+        if floats:
+            x[5, :] = (1 if is_max else -1) * -np.abs(x[5, :])
+            x[5, at], x[5, -1] = -0.0, 0.0  # -0 first: it is the extreme
+            x[6, at], x[6, -1] = np.nan, best
+            x[7, -1] = np.nan
+            x[8, at], x[8, 0] = best, np.nan
+        kept = (11, 1)
+        v, i = np.empty(kept, dtype), np.empty(kept, np.int64)
+        _C.reduce_arg(is_max, x, 1, v, i)
+        np.testing.assert_array_equal(i[:, 0], (np.argmax if is_max else np.argmin)(x, axis=1))
+        for r in range(11):
+            rv, ri = arg_of_line(is_max, layout(x[r], "step"))  # the element-by-element loop
+            assert ri == i[r, 0], (r, at)
+            assert np.array_equal(np.array([rv]).view(np.uint8), v[r].view(np.uint8)), (r, at)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
