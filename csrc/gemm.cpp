@@ -129,15 +129,17 @@ struct Blocking {
 };
 
 // NC, the columns of one packed block of B.  On one thread with a 1 MiB L2 (AMD Zen 5),
-// blocks of 512 columns keep B's block in L2 beside A's: 3-5 % faster at 2048 than 4096.
-// With a 2 MiB L2 (the Intel Xeons genesis also runs on) 512 was 5 % slower at 2048, and
-// with two threads, whose every block costs two barriers, 2-4 % slower.
+// blocks of 512 columns (512 KiB of floats) keep B's block in L2 beside A's: 3-5 % faster
+// at 2048 than 4096.  With a 2 MiB L2 (the Intel Xeons genesis also runs on) 512 was 5 %
+// slower at 2048, and with two threads, whose every block costs two barriers, 2-4 %
+// slower.  A 512 KiB L2 (AMD Zen 3) cannot hold such a block: there 512 only repacks A
+// more often, 2 % slower at 1024 and 5 % at 2048.
 int64_t block_columns(int nt) {
-  static const bool small_l2 = [] {
+  static const bool l2_fits_512_columns = [] {
     const long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
-    return l2 > 0 && l2 < (2l << 20);
+    return l2 >= (1l << 20) && l2 < (2l << 20);
   }();
-  return nt == 1 && small_l2 ? 512 : 4096;
+  return nt == 1 && l2_fits_512_columns ? 512 : 4096;
 }
 
 // 64-byte aligned scratch that only grows; one per thread.
