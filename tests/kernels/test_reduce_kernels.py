@@ -173,6 +173,31 @@ def test_row_extremes_read_side_by_side_match_each_row_alone(op, dtype, row_len)
     check(op, np.delete(x, 6, axis=0), (1,))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
+@pytest.mark.parametrize("shape", [(1, 5), (3, 7), (4, 33), (9, 2053), (4099, 4), (6, 4100)])
+def test_column_reductions_combine_rows_four_at_a_time(shape, dtype):
+    """Along a leading dim, rows are combined into the accumulators four at a time, then
+    one by one: row counts below, at and past four, columns past one task's run of 2048;
+    a NaN in the first row, inside a group of four and among the rows left over stays in
+    its own column."""
+    rng = np.random.default_rng(shape[0])
+    x = values(shape, dtype, rng)
+    for op in ("sum", "max", "min", "prod"):
+        check(op, np.clip(x, -1.5, 1.5) if op == "prod" else x, (0,))
+    if np.dtype(dtype).kind != "f":
+        return
+    rows, cols = shape
+    at = {0: 0, 1: min(2, rows - 1), 2: rows - 1}  # column -> row of its NaN
+    y = x.copy()
+    for c, r in at.items():
+        if c < cols:
+            y[r, c] = np.nan
+    for op in ("sum", "max", "min"):
+        got = reduce(op, y, (0,))[0]
+        nan_cols = [c for c in at if c < cols]
+        assert np.isnan(got[nan_cols]).all() and not np.isnan(np.delete(got, nan_cols)).any()
+
+
 def test_broadcast_input_counts_every_element():
     x = np.broadcast_to(np.arange(5.0), (1000, 5))
     np.testing.assert_allclose(reduce("sum", x, (0,)), 1000 * np.arange(5.0)[None])
