@@ -224,9 +224,9 @@ struct ExtremeOp {
     else if constexpr (std::is_same_v<T, u8>) return IsMax ? 0 : 1;  // any / all
     else return IsMax ? std::numeric_limits<T>::lowest() : std::numeric_limits<T>::max();
   }
-  static Acc combine(Acc a, Acc b) {  // a NaN in a wins, then one in b
-    const T m = IsMax ? (b > a ? b : a) : (b < a ? b : a);
-    return a != a ? a : b != b ? b : m;
+  static Acc combine(Acc a, Acc b) {  // a NaN wins
+    const T m = IsMax ? (b > a ? b : a) : (b < a ? b : a);  // a when either is NaN
+    return b != b ? b : m;
   }
   static Acc row(const T* x, int64_t n, int64_t s) {
     Acc r = identity();
