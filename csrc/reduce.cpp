@@ -796,6 +796,19 @@ void cumsum_columns(const T* x, T* out, int64_t outer, int64_t n, int64_t inner)
   });
 }
 
+// Running sums of R lines of n elements (line g at x + off[g][0], out + off[g][1]), side
+// by side, each in the order of the line alone.
+template <class T, int R>
+void running_sums(const T* x, int64_t sx, T* out, int64_t so, const int64_t (*off)[2],
+                  int64_t n) {
+  SumAcc<T> acc[R] = {};
+  for (int64_t i = 0; i < n; ++i)
+    for (int g = 0; g < R; ++g) {
+      acc[g] = SumOp<T>::combine(acc[g], static_cast<SumAcc<T>>(x[off[g][0] + i * sx]));
+      out[off[g][1] + i * so] = static_cast<T>(acc[g]);
+    }
+}
+
 template <class T>
 void cumsum_typed(const View& x, int dim, const View& out) {
   const View* v[2] = {&x, &out};
@@ -804,12 +817,11 @@ void cumsum_typed(const View& x, int dim, const View& out) {
   const int64_t n = x.shape[dim], sx = x.stride[dim], so = out.stride[dim];
   if (n > 1 && sx > 1 && is_contiguous(x) && is_contiguous(out))
     return cumsum_columns(xd, od, numel(x) / (n * sx), n, sx);
-  for_each_line(v, dim, [&](const int64_t* off) {
-    SumAcc<T> acc = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      acc = SumOp<T>::combine(acc, static_cast<SumAcc<T>>(xd[off[0] + i * sx]));
-      od[off[1] + i * so] = static_cast<T>(acc);
-    }
+  // kStreams lines at a time: each running sum is a chain of dependent adds, which one
+  // line alone waits on element by element.
+  for_line_groups<kStreams>(v, dim, [&](const int64_t (*off)[2], int count) {
+    if (count == kStreams) return running_sums<T, kStreams>(xd, sx, od, so, off, n);
+    for (int g = 0; g < count; ++g) running_sums<T, 1>(xd, sx, od, so, off + g, n);
   });
 }
 
