@@ -360,6 +360,45 @@ def test_reduce_arg_of_rows_read_side_by_side_matches_each_row_alone(is_max, dty
             assert np.array_equal(np.array([rv]).view(np.uint8), v[r].view(np.uint8)), (r, at)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.bool_])
+@pytest.mark.parametrize("is_max", [True, False])
+@pytest.mark.parametrize("shape", [(2, 5, 2), (1, 300, 63), (3, 40, 64), (2, 17, 65), (1, 9, 130),
+                                   (2, 300, 130)])
+def test_reduce_arg_along_a_leading_dim_matches_each_line_alone(is_max, dtype, shape):
+    """Along a dim with more after it, blocks of neighbouring lines (256 bytes) advance
+    together, each lane keeping its line's best value and where it first saw it: widths
+    around a block's, the best first, last and tied, two zeros of either sign (the first
+    wins) and NaNs (the first wins).  Each line gives the index and value (to the bit) of
+    the element-by-element loop over it alone."""
+    rng = np.random.default_rng(shape[2])
+    outer, n, inner = shape
+    if dtype == np.bool_:
+        x = values(shape, dtype, rng)
+    else:
+        x = np.clip(values(shape, dtype, rng), -40, 40)
+        best = 99 if is_max else -99
+        x[:, 0, 0] = best
+        x[:, -1, 1 % inner] = best
+        if inner > 3:
+            x[:, n // 2, 2] = x[:, n - 1, 2] = best  # a tie
+        if np.dtype(dtype).kind == "f" and inner > 6:
+            x[:, :, 3] = (1 if is_max else -1) * -np.abs(x[:, :, 3])
+            x[:, n // 3, 3], x[:, -1, 3] = -0.0, 0.0
+            x[:, n // 2, 4], x[:, -1, 4] = np.nan, best
+            x[:, 0, 5] = np.nan
+            x[:, 1, 6], x[:, -2, 6] = np.nan, np.nan
+            x[:, -1, inner - 1] = np.nan
+    kept = (outer, 1, inner)
+    v, i = np.empty(kept, dtype), np.empty(kept, np.int64)
+    _C.reduce_arg(is_max, x, 1, v, i)
+    np.testing.assert_array_equal(i[:, 0], (np.argmax if is_max else np.argmin)(x, axis=1))
+    for a in range(outer):
+        for c in range(inner):
+            lv, li = arg_of_line(is_max, x[a, :, c])  # a strided line: the element loop
+            assert li == i[a, 0, c], (a, c)
+            assert np.array_equal(np.array([lv]).view(np.uint8), v[a, 0, c:c + 1].view(np.uint8))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_reduce_arg_reads_nothing_past_the_line(dtype):
     """A line that ends where a page that may not be read begins, its best value or NaN
