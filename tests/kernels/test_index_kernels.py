@@ -429,6 +429,44 @@ def test_sort_large_scalar_empty_and_strided_outputs():
     assert_same(np.ascontiguousarray(idx), np.broadcast_to([0, 2, 1, 3], (3, 4)))
 
 
+@pytest.mark.parametrize("kind", ["contig", "step"])
+@pytest.mark.parametrize("dtype", NUMERIC)
+@pytest.mark.parametrize("n", [255, 256, 257, 2049])
+def test_sort_of_long_lines_by_radix_matches_the_stable_order(n, dtype, kind):
+    """Lines of 256 or more 4- and 8-byte values are radix sorted, a byte at a time: the
+    stable order of sort_ref for values spread over every byte of the key, many ties,
+    negative and positive values, zeros of both signs (equal: their order is kept),
+    infinities and NaNs of either sign (the largest), on contiguous and strided lines
+    along either dim; topk of more than a sixteenth of the line takes the same path."""
+    r = np.random.default_rng(n)
+    if np.dtype(dtype).kind == "f":
+        x = (r.standard_normal((3, n)) * 10.0 ** r.integers(-30, 30, (3, n))).astype(dtype)
+        x[:, ::7] = r.integers(-2, 3, x[:, ::7].shape)  # ties
+        x[:, 1::11] = np.where(r.random(x[:, 1::11].shape) < 0.5, -0.0, 0.0)
+        x[:, 2::13] = r.choice([np.inf, -np.inf, np.nan, -np.nan], x[:, 2::13].shape)
+        x[1, :] = np.round(x[1, :])  # a line of few bytes in use
+    else:
+        big = np.iinfo(dtype).max // 2
+        x = r.integers(-big, big, (3, n)).astype(dtype)
+        x[:, ::5] = r.integers(-3, 3, x[:, ::5].shape)
+        x[1, :] = r.integers(0, 200, n)  # one byte in use
+    for dim, a in ((1, x), (0, np.ascontiguousarray(x.T))):
+        a = layout(a, kind)
+        for descending in (False, True):
+            vals, idx = np.empty(a.shape, dtype), np.empty(a.shape, np.int64)
+            _C.sort(a, dim, descending, vals, idx)
+            want_v, want_i = sort_ref(a, dim, descending)
+            assert_same(idx, want_i)
+            assert np.array_equal(vals.view(np.uint8), np.ascontiguousarray(want_v).view(np.uint8))
+            k = n // 4
+            oshape = list(a.shape)
+            oshape[dim] = k
+            tv, ti = np.empty(oshape, dtype), np.empty(oshape, np.int64)
+            _C.topk(a, k, dim, descending, tv, ti)
+            take = tuple(slice(0, k) if d == dim else slice(None) for d in range(2))
+            assert_same(ti, want_i[take])
+
+
 @pytest.mark.parametrize("dtype", NUMERIC)
 def test_topk(dtype):
     x = sort_input((5, 11, 4), dtype, "neg")
