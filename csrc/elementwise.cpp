@@ -188,12 +188,24 @@ template <class F>
 struct has_vec<F, std::void_t<decltype(std::declval<const F&>().vec(vm::f32x16{}))>>
     : std::true_type {};
 
+// f over 16 floats lane by lane, in a loop GCC vectorizes (always inlined, as exp16).
+template <class F>
+__attribute__((always_inline)) inline vm::f32x16 lane_by_lane(const F& f, vm::f32x16 v) {
+  float x[16];
+  vm::store16(x, v);
+#pragma omp simd
+  for (int j = 0; j < 16; ++j) x[j] = f(x[j]);
+  return vm::load16(x);
+}
+
 // out = f(a).  Contiguous and broadcast-scalar rows get vectorized loops; with
-// `stream` set (an output too large for the cache) the vector form streams its stores.
+// `stream` set (an output too large for the cache) the vector form streams its stores,
+// and so does the scalar form lane by lane with `stream_lanes` (set for the cheap ops,
+// which are memory bound: a cached store also reads the output's line first).
 template <class To, class Ta, class F>
 struct Map1 {
   F f;
-  bool stream = false;
+  bool stream = false, stream_lanes = false;
   void operator()(char* const* p, const int64_t* s, int64_t n) const {
     To* o = reinterpret_cast<To*>(p[0]);
     const Ta* a = reinterpret_cast<const Ta*>(p[1]);
@@ -206,6 +218,12 @@ struct Map1 {
         if (stream) vm::map16_stream(a, o, n, vf);
         else vm::map16(a, o, n, vf);
       } else {
+        if constexpr (std::is_same_v<To, float> && std::is_same_v<Ta, float>) {
+          if (stream && stream_lanes)
+            return vm::map16_stream(a, o, n, [this](vm::f32x16 v) __attribute__((always_inline)) {
+              return lane_by_lane(f, v);
+            });
+        }
 #pragma omp simd
         for (int64_t i = 0; i < n; ++i) o[i] = f(a[i]);
       }
@@ -236,13 +254,26 @@ template <class F>
 struct has_vec2<F, std::void_t<decltype(std::declval<const F&>().vec(vm::f32x16{}, vm::f32x16{}))>>
     : std::true_type {};
 
-// o = f(a, b) over n floats with o's lines streamed; a (b) is one broadcast value unless CA (CB).
-template <bool CA, bool CB, class F>
-void map2_stream(const F& f, float* o, const float* a, const float* b, int64_t n) {
+// o = vf(a, b) (16 lanes at a time) over n floats with o's lines streamed; a (b) is one
+// broadcast value unless CA (CB).
+template <bool CA, bool CB, class V>
+void map2_stream(const V& vf, float* o, const float* a, const float* b, int64_t n) {
   const vm::f32x16 a0 = vm::f32x16{} + a[0], b0 = vm::f32x16{} + b[0];
   vm::stream16_from(o, n, [&](int64_t i, int64_t len) {
-    return f.vec(CA ? vm::load16_upto(a + i, len) : a0, CB ? vm::load16_upto(b + i, len) : b0);
+    return vf(CA ? vm::load16_upto(a + i, len) : a0, CB ? vm::load16_upto(b + i, len) : b0);
   });
+}
+
+// f over two sets of 16 floats lane by lane (as lane_by_lane).
+template <class F>
+__attribute__((always_inline)) inline vm::f32x16 lane_by_lane(const F& f, vm::f32x16 va,
+                                                              vm::f32x16 vb) {
+  float a[16], b[16];
+  vm::store16(a, va);
+  vm::store16(b, vb);
+#pragma omp simd
+  for (int j = 0; j < 16; ++j) a[j] = f(a[j], b[j]);
+  return vm::load16(a);
 }
 
 // The same with cached stores, for ops whose vector form beats the vectorized element
@@ -263,23 +294,28 @@ void map2_vec(const F& f, float* o, const float* a, const float* b, int64_t n) {
 }
 
 // out = f(a, b).  With `stream` (a float output too large for the cache) ops with a
-// vector form stream their contiguous rows out.
+// vector form stream their contiguous rows out, and so do the others lane by lane with
+// `stream_lanes` (as Map1's).
 template <class To, class T, class F>
 struct Map2 {
   F f;
-  bool stream = false;
+  bool stream = false, stream_lanes = false;
   void operator()(char* const* p, const int64_t* s, int64_t n) const {
     To* o = reinterpret_cast<To*>(p[0]);
     const T* a = reinterpret_cast<const T*>(p[1]);
     const T* b = reinterpret_cast<const T*>(p[2]);
     constexpr int64_t e = sizeof(T);
-    if constexpr (std::is_same_v<To, float> && std::is_same_v<T, float> && has_vec2<F>::value) {
-      if (stream && s[0] == e) {
-        if (s[1] == e && s[2] == e) return map2_stream<true, true>(f, o, a, b, n);
-        if (s[1] == e && s[2] == 0) return map2_stream<true, false>(f, o, a, b, n);
-        if (s[1] == 0 && s[2] == e) return map2_stream<false, true>(f, o, a, b, n);
+    if constexpr (std::is_same_v<To, float> && std::is_same_v<T, float>) {
+      if (stream && s[0] == e && (has_vec2<F>::value || stream_lanes)) {
+        const auto vf = [this](vm::f32x16 x, vm::f32x16 y) __attribute__((always_inline)) {
+          if constexpr (has_vec2<F>::value) return f.vec(x, y);
+          else return lane_by_lane(f, x, y);
+        };
+        if (s[1] == e && s[2] == e) return map2_stream<true, true>(vf, o, a, b, n);
+        if (s[1] == e && s[2] == 0) return map2_stream<true, false>(vf, o, a, b, n);
+        if (s[1] == 0 && s[2] == e) return map2_stream<false, true>(vf, o, a, b, n);
       }
-      if constexpr (vector_in_cache<F>::value) {
+      if constexpr (has_vec2<F>::value && vector_in_cache<F>::value) {
         if (s[0] == e) {
           if (s[1] == e && s[2] == e) return map2_vec<true, true>(f, o, a, b, n);
           if (s[1] == e && s[2] == 0) return map2_vec<true, false>(f, o, a, b, n);
@@ -529,7 +565,7 @@ template <class T, class F>
 void run_unary(const View& x, const View& out, const F& f, int64_t grain) {
   const View* v[2] = {&out, &x};
   const bool stream = out.data != x.data && vm::stream_output(numel(out) * int64_t(sizeof(T)));
-  run(make_plan(v), Map1<T, T, F>{f, stream}, grain);
+  run(make_plan(v), Map1<T, T, F>{f, stream, grain == kGrainCheap}, grain);
 }
 
 // Float ops: f32 goes through the vectorizable routines of elementwise_math.h,
@@ -886,7 +922,7 @@ void run_binary(const View& a, const View& b, const View& out, const F& f,
   // In-place ops read the output's lines anyway: no streaming.
   const bool stream = out.data != a.data && out.data != b.data &&
                       vm::stream_output(numel(out) * int64_t(sizeof(To)));
-  run(make_plan(v), Map2<To, T, F>{f, stream}, grain);
+  run(make_plan(v), Map2<To, T, F>{f, stream, grain == kGrainCheap}, grain);
 }
 
 // Returns false when op is not defined for T.

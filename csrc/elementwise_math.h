@@ -213,10 +213,14 @@ inline f32x16 load16_upto(const float* p, int64_t len) {
   return len == 16 ? load16(p) : load16_first(p, len, 0.0f);
 }
 
-// map16 with y's lines streamed (see stream16_from).
+// map16 with y's lines streamed (see stream16_from).  x is prefetched 2 KiB ahead: with
+// the hardware prefetcher alone, exp of 16M floats on one Zen 3 core took 5.6-5.8 ms, with
+// this 5.2-5.3 (a prefetch never faults, past x's end too).
+constexpr int64_t kMapPrefetch = 512;
 template <bool Fence = true, class F>
 inline void map16_stream(const float* x, float* y, int64_t n, F&& f) {
   stream16_from<Fence>(y, n, [&](int64_t i, int64_t len) __attribute__((always_inline)) {
+    __builtin_prefetch(x + i + kMapPrefetch);
     return f(load16_upto(x + i, len));
   });
 }

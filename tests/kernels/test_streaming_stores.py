@@ -1,5 +1,6 @@
 """Outputs at least `_C.stream_min_bytes()` large (the last-level cache) are written with
-non-temporal stores: exp and the other vector-form unary ops, same-dtype copies,
+non-temporal stores: exp and the other vector-form unary ops, the cheap float32 unary and
+binary ops (lane by lane through their scalar forms), same-dtype copies,
 float32 softmax / log_softmax and float32 layer norm.  Here the threshold is lowered to 0 so that small arrays
 take that path, at every length around the 64-byte lines and at every misalignment, and
 the results must equal the cached path's to the bit."""
@@ -32,15 +33,25 @@ def shifted(a, offset):
     return out
 
 
+SPECIALS = np.array([np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 2.5, -2.5], np.float32)
+
+
+@pytest.mark.parametrize("op, p0, p1", [("exp", 0, 0), ("relu", 0, 0), ("neg", 0, 0),
+                                        ("abs", 0, 0), ("sqrt", 0, 0), ("rsqrt", 0, 0),
+                                        ("reciprocal", 0, 0), ("square", 0, 0), ("sign", 0, 0),
+                                        ("floor", 0, 0), ("ceil", 0, 0), ("round", 0, 0),
+                                        ("trunc", 0, 0), ("clamp", -1.5, 2.0),
+                                        ("leaky_relu", 0.01, 0)])
 @pytest.mark.parametrize("offset", [0, 1, 7, 15])
-def test_streamed_exp_equals_cached(offset):
+def test_streamed_unary_equals_cached(offset, op, p0, p1):
     rng = np.random.default_rng(offset)
     for n in [1, 15, 16, 17, 31, 33, 64, 100, 1000]:
         x = (rng.standard_normal(n) * 30).astype(np.float32)
+        x[:min(n, 8)] = SPECIALS[:min(n, 8)]
 
         def kernel():
             out = shifted(np.zeros(n, np.float32), offset)
-            _C.unary(_C.UNARY_OPS["exp"], x, out, 0.0, 0.0)
+            _C.unary(_C.UNARY_OPS[op], x, out, p0, p1)
             return out.copy()
 
         cached, streamed = run_both(kernel)
@@ -93,15 +104,22 @@ def test_stream_threshold_rejects_negative_sizes():
         _C.set_stream_min_bytes(-1)
 
 
-@pytest.mark.parametrize("op", ["add", "sub", "mul"])
+NUMPY_BINARY = {"sub": "subtract", "mul": "multiply", "div": "divide"}
+
+
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div", "maximum", "minimum"])
 @pytest.mark.parametrize("offset", [0, 5])
 @pytest.mark.parametrize("b_shape", [(37, 41), (41,), ()])
 def test_streamed_binary_equals_cached(op, offset, b_shape):
     """Both operands contiguous, or one a broadcast scalar / row (a row of length 41
-    repeats: each output row is its own contiguous run)."""
+    repeats: each output row is its own contiguous run); NaNs, infinities and zeros of
+    both signs among them."""
     rng = np.random.default_rng(3)
     a = rng.standard_normal((37, 41)).astype(np.float32)
+    a[0, :8] = SPECIALS
     b = rng.standard_normal(b_shape).astype(np.float32)
+    if b.ndim:
+        b.reshape(-1)[8:16] = SPECIALS[::-1]
     for x, y in [(a, b), (b, a)]:
         def kernel():
             out = shifted(np.zeros((37, 41), np.float32), offset)
@@ -110,8 +128,8 @@ def test_streamed_binary_equals_cached(op, offset, b_shape):
 
         cached, streamed = run_both(kernel)
         np.testing.assert_array_equal(streamed.view(np.int32), cached.view(np.int32))
-        np.testing.assert_array_equal(streamed, getattr(np, {"sub": "subtract", "mul": "multiply"}
-                                                       .get(op, op))(x, y))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.testing.assert_array_equal(streamed, getattr(np, NUMPY_BINARY.get(op, op))(x, y))
 
 
 def test_in_place_ops_with_streaming_threshold_stay_correct():
