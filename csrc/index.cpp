@@ -762,8 +762,8 @@ inline RadixKey<T> radix_key(T v) {
 // keys and tmp_keys, order and tmp_order hold n each; the result is in one of the two
 // orders, the one returned.
 template <bool Descending, class T>
-const uint32_t* radix_order(const T* xp, int64_t xs, int64_t n, RadixKey<T>* keys, RadixKey<T>* tmp_keys,
-                 uint32_t* order, uint32_t* tmp_order) {
+const uint32_t* radix_order(const T* xp, int64_t xs, int64_t n, RadixKey<T>* keys,
+                            RadixKey<T>* tmp_keys, uint32_t* order, uint32_t* tmp_order) {
   using K = RadixKey<T>;
   constexpr int kBytes = sizeof(K);
   uint32_t count[kBytes][256] = {};
@@ -791,8 +791,8 @@ const uint32_t* radix_order(const T* xp, int64_t xs, int64_t n, RadixKey<T>* key
 }
 
 // Writes the first k of each slice along dim in (descending ?) order; ties
-// keep their original order (sorting (value, position) pairs makes the order
-// total, so std::sort is stable here).
+// keep their original order (the radix sort is stable; sorting (value, position)
+// pairs makes the order total, so std::sort is stable here too).
 void sort_slices(const char* op, const View& x0, int dim, int64_t k, bool descending,
                  const View& values0, const View& indices0) {
   const View x = as_1d(x0), values = as_1d(values0), indices = as_1d(indices0);

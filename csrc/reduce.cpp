@@ -773,9 +773,11 @@ void reduce_arg_typed(const View& x, int dim, const View& values, const View& in
         const T* lines[kStreams];
         int64_t at[kStreams];
         for (int g = 0; g < count; ++g) lines[g] = xd + off[g][0];
-        if (count == kStreams) arg_extremes_side_by_side<T, IsMax, kStreams>(lines, n, at);
+        if (count == kStreams)
+          arg_extremes_side_by_side<T, IsMax, kStreams>(lines, n, at);
         else
-          for (int g = 0; g < count; ++g) arg_extremes_side_by_side<T, IsMax, 1>(lines + g, n, at + g);
+          for (int g = 0; g < count; ++g)
+            arg_extremes_side_by_side<T, IsMax, 1>(lines + g, n, at + g);
         for (int g = 0; g < count; ++g) {
           vd[off[g][1]] = lines[g][at[g]];
           id[off[g][2]] = at[g];
