@@ -750,44 +750,47 @@ inline RadixKey<T> radix_key(T v) {
   if constexpr (std::is_floating_point_v<T>) {
     K b;
     std::memcpy(&b, &v, sizeof b);
-    key = v != v ? ~K(0) : v == 0 ? top : b & top ? ~b : b | top;
+    // Selects, not branches: a branch on the sign, mispredicted half the time, made the
+    // counting pass 2x slower.
+    const K flip = (K(0) - (b >> (8 * sizeof(K) - 1))) | top;  // every bit if negative
+    key = v != v ? ~K(0) : (b & ~top) == 0 ? top : b ^ flip;
   } else {
     key = static_cast<K>(v) ^ top;
   }
   return Descending ? ~key : key;
 }
 
-// The positions of a line of n (kRadixMin <= n < 2^32) elements best first: stable, so
-// equal values keep their original order.  Bytes that every key shares take no pass.
-// keys and tmp_keys, order and tmp_order hold n each; the result is in one of the two
-// orders, the one returned.
+// A key and the position of its element, moved together (one store per element and pass).
+template <class T>
+struct RadixItem {
+  RadixKey<T> key;
+  uint32_t pos;
+};
+
+// The items of a line of n (kRadixMin <= n < 2^32) elements best first: stable, so equal
+// values keep their original order.  Bytes that every key shares take no pass.  items
+// and tmp hold n each; the result is in one of them, the one returned.
 template <bool Descending, class T>
-const uint32_t* radix_order(const T* xp, int64_t xs, int64_t n, RadixKey<T>* keys,
-                            RadixKey<T>* tmp_keys, uint32_t* order, uint32_t* tmp_order) {
+const RadixItem<T>* radix_order(const T* xp, int64_t xs, int64_t n, RadixItem<T>* items,
+                                RadixItem<T>* tmp) {
   using K = RadixKey<T>;
   constexpr int kBytes = sizeof(K);
   uint32_t count[kBytes][256] = {};
   for (int64_t j = 0; j < n; ++j) {
     const K key = radix_key<Descending>(xp[j * xs]);
-    keys[j] = key;
-    order[j] = static_cast<uint32_t>(j);
+    items[j] = {key, static_cast<uint32_t>(j)};
     for (int b = 0; b < kBytes; ++b) ++count[b][(key >> (8 * b)) & 255];
   }
   for (int b = 0; b < kBytes; ++b) {
     const int shift = 8 * b;
-    if (count[b][(keys[0] >> shift) & 255] == n) continue;  // one digit for all
+    if (count[b][(items[0].key >> shift) & 255] == n) continue;  // one digit for all
     uint32_t at[256];
     uint32_t total = 0;
     for (int d = 0; d < 256; ++d) at[d] = total, total += count[b][d];
-    for (int64_t j = 0; j < n; ++j) {
-      const uint32_t p = at[(keys[j] >> shift) & 255]++;
-      tmp_keys[p] = keys[j];
-      tmp_order[p] = order[j];
-    }
-    std::swap(keys, tmp_keys);
-    std::swap(order, tmp_order);
+    for (int64_t j = 0; j < n; ++j) tmp[at[(items[j].key >> shift) & 255]++] = items[j];
+    std::swap(items, tmp);
   }
-  return order;
+  return items;
 }
 
 // Writes the first k of each slice along dim in (descending ?) order; ties
@@ -827,8 +830,7 @@ void sort_slices(const char* op, const View& x0, int dim, int64_t k, bool descen
                          n < (int64_t(1) << 32);
       parallel_ranges(nslices, nslices * n, [&](int64_t b, int64_t e) {
         std::vector<Pair> buf(radix ? 0 : n);
-        std::vector<RadixKey<T>> keys(radix ? 2 * n : 0);
-        std::vector<uint32_t> orders(radix ? 2 * n : 0);
+        std::vector<RadixItem<T>> items(radix ? 2 * n : 0);
         Walker tw = w;
         for_segments(tw, b, e, [&](int64_t len) {
           for (int64_t s = 0; s < len; ++s) {
@@ -837,11 +839,11 @@ void sort_slices(const char* op, const View& x0, int dim, int64_t k, bool descen
             int64_t* ip = static_cast<int64_t*>(indices.data) + tw.off[2] + s * tw.inner(2);
             if constexpr (sizeof(T) >= 4) {
               if (radix) {
-                const uint32_t* order = radix_order<kDescending>(
-                    xp, xs, n, keys.data(), keys.data() + n, orders.data(), orders.data() + n);
+                const RadixItem<T>* order =
+                    radix_order<kDescending>(xp, xs, n, items.data(), items.data() + n);
                 for (int64_t j = 0; j < k; ++j) {
-                  vp[j * vs] = xp[order[j] * xs];
-                  ip[j * is] = order[j];
+                  vp[j * vs] = xp[order[j].pos * xs];
+                  ip[j * is] = order[j].pos;
                 }
                 continue;
               }
