@@ -243,10 +243,11 @@ inline void stream_bytes(void* dst, const void* src, int64_t bytes) {
 
 #if defined(__AVX2__) && !defined(__AVX512F__)
 // exp of 8 floats, the scalar exp's operations on AVX2 registers: vminps/vmaxps clamp
-// (NaN passing through), vpermps looks 2^(j/4) up by the low 3 bits of k, and the two
-// factors of 2^n are built with integer shifts.
+// (NaN passing through), vpermilps looks 2^(j/4) up by the low 2 bits of k (an in-lane
+// permute: on Zen 3 the cross-lane vpermps competes with the multiply-adds for their
+// pipes), and the two factors of 2^n are built with integer shifts.
 inline __m256 exp8_table(__m256 k_plus_round) {
-  return _mm256_permutevar8x32_ps(_mm256_load_ps(kExp2Quarters), _mm256_castps_si256(k_plus_round));
+  return _mm256_permutevar_ps(_mm256_load_ps(kExp2Quarters), _mm256_castps_si256(k_plus_round));
 }
 inline __m256 exp8(__m256 x) {
   __m256 k, k_plus_round;
@@ -277,17 +278,28 @@ inline bool exp16_normal_range(__m256 lo, __m256 hi) {
   return !_mm256_movemask_epi8(_mm256_cmpgt_epi32(magnitude, limit));
 }
 
-// exp8 for x in [-87, 87], to the bit: no clamp, and no multiply either.  There
-// 2^(j/4) e^r * 2^n is a normal float, so scaling by 2^n only adds n to the exponent
-// field: an integer add of k's bits in k + kExpRound shifted into place, j's two bits
-// masked off (kExpRound's own bits shift out).
+// The bits of 2^(j/4) less j << 21, for exp8_normal_range: adding k << 21 = (n << 23) +
+// (j << 21) to entry j gives the bits of 2^(j/4) 2^n.
+constexpr int32_t exp2_quarter_less_j(int j) {
+  return __builtin_bit_cast(int32_t, kExp2Quarters[j]) - ((j % 4) << 21);
+}
+alignas(32) inline constexpr int32_t kExp2QuartersLessJ[8] = {
+    exp2_quarter_less_j(0), exp2_quarter_less_j(1), exp2_quarter_less_j(2),
+    exp2_quarter_less_j(3), exp2_quarter_less_j(4), exp2_quarter_less_j(5),
+    exp2_quarter_less_j(6), exp2_quarter_less_j(7)};
+
+// exp8 for x in [-87, 87], to the bit: no clamp, and no multiply by 2^n either.  There
+// n is in [-126, 125] and 2^(j/4) e^r >= 2^(2/4) e^(-ln2/8) > 1 where n = -126, so
+// t = 2^(j/4) 2^n and t e^r are normal floats: t comes from an integer add of k's bits in
+// k + kExpRound (kExpRound's own bits shift out) to the table entry, and t + t p rounds
+// to 2^n times what the scalar exp's 2^(j/4) + 2^(j/4) p rounds to.
 inline __m256 exp8_normal_range(__m256 x) {
   __m256 k, k_plus_round;
   const __m256 r = exp_reduce(x, k, k_plus_round);
-  const __m256 e = exp_scaled(r, exp8_table(k_plus_round));
-  const __m256i n_field = _mm256_and_si256(_mm256_slli_epi32(_mm256_castps_si256(k_plus_round), 21),
-                                           _mm256_set1_epi32(static_cast<int32_t>(0xff800000u)));
-  return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(e), n_field));
+  const __m256i kbits = _mm256_castps_si256(k_plus_round);
+  const __m256i entry = _mm256_castps_si256(_mm256_permutevar_ps(
+      _mm256_load_ps(reinterpret_cast<const float*>(kExp2QuartersLessJ)), kbits));
+  return exp_scaled(r, _mm256_castsi256_ps(_mm256_add_epi32(entry, _mm256_slli_epi32(kbits, 21))));
 }
 #endif
 
