@@ -122,8 +122,10 @@ def measure(fns, check, rounds, min_time, settle=0.0):
     """Interleaved timing of {framework: fn}.
 
     settle: seconds to pause after a numpy sample before the next framework's, so
-    that OpenBLAS's worker threads, which spin for ~0.1 s after a call, have gone
-    to sleep (and a tenth of it after the others: OpenMP spins far less).
+    that OpenBLAS's worker threads, which spin for about 0.11 s after a call, have
+    gone to sleep (and a tenth of it after the others: OpenMP spins far less).  A
+    spinning worker shares a core with the next framework's threads: a 128 x 128
+    matmul on two threads ran at half its rate right after a numpy sample.
 
     Returns {framework: {"seconds": median, "samples": [...], "calls": n, "error": ...,
     "mismatch": ...}}.
@@ -807,7 +809,7 @@ def main(argv=None):
     p.add_argument("--budget", type=float, default=None, metavar="SECONDS",
                    help="no re-measuring once the run is projected to exceed this "
                         "(default 280, 50 with --quick)")
-    p.add_argument("--settle", type=float, default=0.1, metavar="SECONDS",
+    p.add_argument("--settle", type=float, default=0.25, metavar="SECONDS",
                    help="pause after numpy's samples when threads > 1 (OpenBLAS spin-wait)")
     p.add_argument("--filter", default=None, help="only cases whose name contains this")
     args = p.parse_args(argv[1:])
