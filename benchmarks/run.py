@@ -125,7 +125,9 @@ def measure(fns, check, rounds, min_time, settle=0.0):
     that OpenBLAS's worker threads, which spin for about 0.11 s after a call, have
     gone to sleep (and a tenth of it after the others: OpenMP spins far less).  A
     spinning worker shares a core with the next framework's threads: a 128 x 128
-    matmul on two threads ran at half its rate right after a numpy sample.
+    matmul on two threads ran at half its rate right after a numpy sample, and,
+    calibrated right after numpy's calibration, took 13-20 calls per sample where it
+    needs about 3000, so that its samples timed mostly the wake-up of its threads.
 
     Returns {framework: {"seconds": median, "samples": [...], "calls": n, "error": ...,
     "mismatch": ...}}.
@@ -151,6 +153,8 @@ def measure(fns, check, rounds, min_time, settle=0.0):
                         out.setdefault(fw, {})["mismatch"] = err
             del r
             calls = calibrate(fn, min_time)
+            if settle and fw == "numpy":
+                time.sleep(settle)  # else the next framework calibrates beside its spin
         except Exception as e:  # noqa: BLE001 - report the failure in the table
             out[fw] = {"error": _short_error(e), "exception": f"{type(e).__name__}: {e}"}
             continue
