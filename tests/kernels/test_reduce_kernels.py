@@ -360,6 +360,30 @@ def test_reduce_arg_of_rows_read_side_by_side_matches_each_row_alone(is_max, dty
             assert np.array_equal(np.array([rv]).view(np.uint8), v[r].view(np.uint8)), (r, at)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64])
+@pytest.mark.parametrize("is_max", [True, False])
+def test_reduce_arg_of_rows_side_by_side_finds_the_first_of_two_equal_bests(is_max, dtype):
+    """Rows read side by side keep, per lane, the first block of registers that reached
+    the lane's best, and search only the earliest such block: two equal bests at any two
+    positions (the same block or not, the same lane or not, one in the tail past the last
+    whole block) give the first of them."""
+    row_len = 150  # blocks of 32 (4-byte types) or 16 (8-byte), then a tail
+    best = 99 if is_max else -99
+    rng = np.random.default_rng(5)
+    positions = [0, 1, 7, 8, 15, 16, 31, 33, 40, 63, 64, 100, 127, 128, 140, 149]
+    pairs = [(p, q) for p in positions for q in positions if p < q]
+    for g in range(0, len(pairs), 4):
+        group = pairs[g:g + 4]
+        x = np.clip(values((4, row_len), dtype, rng), -40, 40)
+        for r, (p, q) in enumerate(group):
+            x[r, p] = x[r, q] = best
+        kept = (4, 1)
+        v, i = np.empty(kept, dtype), np.empty(kept, np.int64)
+        _C.reduce_arg(is_max, x, 1, v, i)
+        for r, (p, q) in enumerate(group):
+            assert i[r, 0] == p and v[r, 0] == best, (p, q)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.bool_])
 @pytest.mark.parametrize("is_max", [True, False])
 @pytest.mark.parametrize("shape", [(2, 5, 2), (1, 300, 63), (3, 40, 64), (2, 17, 65), (1, 9, 130),
