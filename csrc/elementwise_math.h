@@ -36,8 +36,8 @@ inline float bits_to_float(int32_t i) {
 // k_plus_round = k + kExpRound, whose low mantissa bits hold k as an integer;
 // exp_scaled then gives 2^(j/4) e^r from t = 2^(j/4).
 constexpr float kExpRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-// 2^(j/4) rounded to float, four times over, so that a permute by the low 3 (AVX2) or 4
-// (AVX-512) bits of k picks entry j = k mod 4.
+// 2^(j/4) rounded to float, four times over, so that a permute by the low 2 (AVX2's
+// in-lane vpermilps) or 4 (AVX-512's vpermps) bits of k picks entry j = k mod 4.
 alignas(64) inline constexpr float kExp2Quarters[16] = {
     0x1p+0f, 0x1.306fe0p+0f, 0x1.6a09e6p+0f, 0x1.ae89fap+0f,
     0x1p+0f, 0x1.306fe0p+0f, 0x1.6a09e6p+0f, 0x1.ae89fap+0f,
